@@ -1,0 +1,172 @@
+"""The ``volumedr`` command line.
+
+Every error a user can cause prints one line ``volumedr: error: ...`` and
+exits with status 2; Ctrl-C exits with 130 and leaves no partial file.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from ..errors import VolumedrError, VolumedrWarning
+
+
+def _positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+    return v
+
+
+def _check_output(path: str) -> Path:
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise VolumedrError(f"cannot write {p}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise VolumedrError(f"cannot write {p}: folder {parent} is not writable")
+    if p.is_dir():
+        raise VolumedrError(f"cannot write {p}: it is a folder")
+    return p
+
+
+def cmd_cases(args) -> int:
+    from ..phantoms.case import case_names, case_summary
+
+    names = case_names()
+    if not names:
+        print("no bundled cases found", file=sys.stderr)
+        return 1
+    for n in names:
+        print(case_summary(n))
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    import numpy as np
+
+    from ..geometry import Detector
+    from ..io.study_file import write_study
+    from ..phantoms.case import load_case
+    from ..progress import TerminalBar, drive
+    from ..simulate import settings_from_case, simulate, sweep_from_case
+
+    out = _check_output(args.output)
+    case = load_case(args.case)
+    sweep = sweep_from_case(case, kind=args.sweep, total_angle_deg=args.angle, n_projections=args.projections,
+                            direction=args.direction, source_to_image_mm=args.sid, pivot_height_mm=args.pivot)
+    settings = settings_from_case(case, kvp=args.kvp, sweep_mas=args.mas, plain_film_mas=args.film_mas,
+                                  scatter_fraction=args.scatter, ct_voxel_mm=args.ct_voxel)
+    detector = Detector().binned(args.bin) if args.bin and args.bin > 1 else Detector()
+    t0 = time.perf_counter()
+    bar = TerminalBar()
+    study = drive(simulate(case, sweep=sweep, detector=detector, settings=settings, rng=np.random.default_rng(args.seed),
+                           noise=not args.noise_free, ct=not args.no_ct), on_progress=bar)
+    write_study(out, study)
+    dt = time.perf_counter() - t0
+    ds, df = study.metadata["dose_sweep"], study.metadata["dose_plain_film"]
+    print(f"{case.name}: {sweep.n_projections} views of {detector.rows} x {detector.cols} ({detector.pitch_col_mm:.2f} mm), "
+          f"{sweep.kind} sweep {sweep.total_angle_deg:g} deg along {sweep.direction}, {settings.kvp:g} kVp "
+          f"{settings.sweep_mas:g} mAs; ESAK {ds['entrance_surface_air_kerma_total_ugy'] / 1000:.2f} mGy, "
+          f"E {ds['effective_dose_msv']:.3f} mSv (plain film {df['effective_dose_msv']:.3f} mSv); "
+          f"{dt:.1f} s -> {out}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    import json
+
+    from ..io.study_file import read_study
+
+    s = read_study(args.study, load_projections=False, load_reconstruction=False)
+    g = s.geometry
+    print(f"{args.study}: {g.n_views} views of {g.detector.rows} x {g.detector.cols} "
+          f"({g.detector.pitch_row_mm:g} x {g.detector.pitch_col_mm:g} mm), sweep {g.total_angle_deg:.1f} deg")
+    if s.metadata.get("case"):
+        print(f"case: {s.metadata['case']} - {s.metadata.get('case_title', '')}")
+    for key in ("dose_sweep", "dose_plain_film"):
+        if key in s.metadata:
+            print(f"{key}: {json.dumps(s.metadata[key])}")
+    print(f"plain film: {'yes' if s.dr is not None else 'no'}; CT reference: "
+          + (f"{s.ct_reference.hu.shape} at {s.ct_reference.spacing_mm[0]:g} mm" if s.ct_reference else "no"))
+    r = s.reconstruction
+    if r is not None:
+        print(f"reconstruction: {len(r.heights_mm)} slices, {r.method}, {r.heights_mm[0]:.1f}..{r.heights_mm[-1]:.1f} mm, "
+              f"thickness {r.thickness_mm:g} mm, pixel {r.pixel_spacing_mm[0]:.3f} mm")
+    for f in s.findings:
+        print(f"finding: {f['name']} at {f['centre_mm']} ({f['size_mm']} mm)"
+              + (" [occult on plain film]" if f.get("occult_on_plain_film") else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="volumedr", description="volumedr: digital tomosynthesis (volume DR) workstation")
+    from .. import __version__
+
+    p.add_argument("--version", action="version", version=f"volumedr {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("cases", help="list the bundled cases")
+    c.set_defaults(func=cmd_cases)
+
+    s = sub.add_parser("simulate", help="simulate an acquisition of a bundled case into a study file")
+    s.add_argument("case", help="bundled case name (see 'volumedr cases') or a case .toml file")
+    s.add_argument("-o", "--output", required=True, help="study file to write (.h5)")
+    s.add_argument("--sweep", choices=["linear", "arc", "opposed"], help="tube motion (default: the case protocol)")
+    s.add_argument("--angle", type=float, help="total sweep angle in degrees")
+    s.add_argument("--projections", type=_positive_int, help="number of projections (clinical 25-60)")
+    s.add_argument("--direction", choices=["x", "y"], help="sweep direction")
+    s.add_argument("--sid", type=float, help="source-to-image distance in mm")
+    s.add_argument("--pivot", type=float, help="pivot (fulcrum) height above the detector in mm")
+    s.add_argument("--kvp", type=float, help="tube voltage")
+    s.add_argument("--mas", type=float, help="total mAs of the sweep (split over the views)")
+    s.add_argument("--film-mas", type=float, help="mAs of the plain film")
+    s.add_argument("--bin", type=_positive_int, default=1, help="detector binning (2 -> 1024 x 1024)")
+    s.add_argument("--seed", type=int, default=None, help="random seed (reproducible noise)")
+    s.add_argument("--scatter", type=float, help="scatter-to-primary fraction before the grid (default 0: off)")
+    s.add_argument("--ct-voxel", type=float, help="CT reference voxel size in mm (default 2)")
+    s.add_argument("--no-ct", action="store_true", help="skip the CT reference volume")
+    s.add_argument("--noise-free", action="store_true", help="expected values without quantum or electronic noise")
+    s.set_defaults(func=cmd_simulate)
+
+    i = sub.add_parser("info", help="describe a study file")
+    i.add_argument("study")
+    i.set_defaults(func=cmd_info)
+
+    from .reconstruct_cmd import add_parser as add_reconstruct
+
+    add_reconstruct(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, VolumedrWarning):
+            print(f"volumedr: warning: {message}", file=sys.stderr)
+        else:
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    warnings.showwarning = show_warning
+    try:
+        return args.func(args)
+    except VolumedrError as exc:
+        print(f"volumedr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("volumedr: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("volumedr: error: out of memory; use --bin or a smaller range", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

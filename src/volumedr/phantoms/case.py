@@ -1,0 +1,168 @@
+"""Bundled cases: human-readable TOML files under phantoms/, loaded by name.
+
+A case file has ``[case]`` (name, title, region, history, teaching notes,
+dose coefficient), ``[protocol]`` (default sweep and exposure),
+``[reconstruction]`` (default slice settings), a list of ``[[object]]``
+primitives in painter's order (later wins where they overlap) and a list of
+``[[finding]]`` entries.  See docs/cases.md.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CaseError, VolumedrError
+from ..resources import phantoms_dir
+from . import primitives as P
+from .materials import bundled_materials
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A teaching finding: what, where (mm) and how big."""
+
+    name: str
+    centre_mm: tuple[float, float, float]
+    size_mm: float
+    occult_on_plain_film: bool = False
+    description: str = ""
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    title: str
+    region: str
+    history: str
+    teaching: str
+    primitives: tuple[P.Primitive, ...]
+    findings: tuple[Finding, ...]
+    protocol: dict = field(default_factory=dict)
+    reconstruction: dict = field(default_factory=dict)
+    field_mm: tuple[float, float] = (350.0, 350.0)
+    effective_dose_coeff_msv_per_gy_cm2: float = 0.26
+    effective_dose_reference: str = ""
+    source: str = ""
+
+    def bounds_mm(self) -> np.ndarray:
+        """Axis-aligned bounds of all primitives, shape (2, 3)."""
+        b = np.array([p.bounding_box_mm() for p in self.primitives])
+        return np.stack([b[:, 0].min(axis=0), b[:, 1].max(axis=0)])
+
+
+_OBJ_KEYS = {
+    "ellipsoid": {"centre_mm", "semi_axes_mm", "rotation_deg"},
+    "sphere": {"centre_mm", "radius_mm", "diameter_mm"},
+    "box": {"centre_mm", "size_mm", "rotation_deg"},
+    "cylinder": {"centre_mm", "axis", "radius_mm", "radius_b_mm", "length_mm", "p0_mm", "p1_mm", "roll_deg"},
+    "tube": {"points_mm", "radius_mm"},
+}
+
+
+def _object_lines(text: str) -> list[int]:
+    return [i + 1 for i, line in enumerate(text.splitlines()) if re.match(r"\s*\[\[\s*object\s*\]\]", line)]
+
+
+def _build(obj: dict, where: str) -> list[P.Primitive]:
+    t = obj.get("type")
+    if t not in _OBJ_KEYS:
+        raise CaseError(f"{where}: unknown object type {t!r}; use one of {', '.join(_OBJ_KEYS)}")
+    mat = obj.get("material")
+    mats = bundled_materials()
+    if mat not in mats:
+        raise CaseError(f"{where}: unknown material {mat!r}; known: {', '.join(sorted(mats))}")
+    extra = set(obj) - _OBJ_KEYS[t] - {"type", "material", "label"}
+    if extra:
+        raise CaseError(f"{where}: {t} does not take {', '.join(sorted(extra))}")
+    label = str(obj.get("label", t))
+    try:
+        if t == "ellipsoid":
+            return [P.ellipsoid(obj["centre_mm"], obj["semi_axes_mm"], mat, obj.get("rotation_deg", (0, 0, 0)), label)]
+        if t == "sphere":
+            r = obj["radius_mm"] if "radius_mm" in obj else obj["diameter_mm"] / 2.0
+            return [P.sphere(obj["centre_mm"], r, mat, label)]
+        if t == "box":
+            return [P.box(obj["centre_mm"], obj["size_mm"], mat, obj.get("rotation_deg", (0, 0, 0)), label)]
+        if t == "cylinder":
+            if "p0_mm" in obj:
+                return [P.cylinder_between(obj["p0_mm"], obj["p1_mm"], obj["radius_mm"], mat, label)]
+            return [P.cylinder(obj["centre_mm"], obj.get("axis", (0, 0, 1)), obj["radius_mm"], obj["length_mm"],
+                               mat, label, obj.get("radius_b_mm"), obj.get("roll_deg", 0.0))]
+        return P.tube(obj["points_mm"], obj["radius_mm"], mat, label)
+    except KeyError as exc:
+        raise CaseError(f"{where}: {t} {label!r} is missing {exc.args[0]}") from None
+    except (TypeError, ValueError) as exc:
+        raise CaseError(f"{where}: {t} {label!r}: {exc}") from None
+    except CaseError as exc:
+        raise CaseError(f"{where}: {exc}") from None
+
+
+def load_case_file(path: Path | str) -> Case:
+    """Load and validate one case file; errors name the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CaseError(f"{path}: cannot read case file: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError(f"{path}: not valid TOML: {exc}") from None
+    meta = data.get("case", {})
+    if "name" not in meta:
+        raise CaseError(f"{path}: [case] needs a name")
+    lines = _object_lines(text)
+    prims: list[P.Primitive] = []
+    objs = data.get("object", [])
+    if not objs:
+        raise CaseError(f"{path}: a case needs at least one [[object]]")
+    for i, obj in enumerate(objs):
+        where = f"{path}:{lines[i] if i < len(lines) else '?'} (object {i + 1})"
+        prims.extend(_build(obj, where))
+    findings = []
+    for i, f in enumerate(data.get("finding", [])):
+        try:
+            c = tuple(float(v) for v in f["centre_mm"])
+            if len(c) != 3:
+                raise ValueError("centre_mm needs 3 numbers")
+            findings.append(Finding(str(f["name"]), c, float(f["size_mm"]), bool(f.get("occult_on_plain_film", False)),
+                                    str(f.get("description", "")), str(f.get("code", ""))))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CaseError(f"{path}: finding {i + 1}: {exc}") from None
+    fm = meta.get("field_mm", (350.0, 350.0))
+    return Case(
+        name=str(meta["name"]), title=str(meta.get("title", meta["name"])), region=str(meta.get("region", "")),
+        history=str(meta.get("history", "")).strip(), teaching=str(meta.get("teaching", "")).strip(),
+        primitives=tuple(prims), findings=tuple(findings), protocol=dict(data.get("protocol", {})),
+        reconstruction=dict(data.get("reconstruction", {})), field_mm=(float(fm[0]), float(fm[1])),
+        effective_dose_coeff_msv_per_gy_cm2=float(meta.get("effective_dose_coeff_msv_per_gy_cm2", 0.26)),
+        effective_dose_reference=str(meta.get("effective_dose_reference", "")), source=str(path))
+
+
+def case_names() -> list[str]:
+    return sorted(p.stem for p in phantoms_dir().glob("*.toml"))
+
+
+def load_case(name: str) -> Case:
+    """Load a bundled case by name (or a path to a case file)."""
+    p = Path(name)
+    if p.suffix == ".toml" and p.exists():
+        return load_case_file(p)
+    path = phantoms_dir() / f"{name}.toml"
+    if not path.exists():
+        known = ", ".join(case_names()) or "none"
+        raise CaseError(f"unknown case {name!r}; bundled cases: {known}")
+    return load_case_file(path)
+
+
+def case_summary(name: str) -> str:
+    try:
+        c = load_case(name)
+    except VolumedrError as exc:
+        return f"{name:14s} (cannot load: {exc})"
+    return f"{c.name:14s} {c.region:10s} {c.title}"

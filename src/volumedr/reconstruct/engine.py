@@ -1,0 +1,238 @@
+"""The reconstruction engine: slices parallel to the detector by SAA or FBP.
+
+Public entry points validate everything before any work starts; the numba
+kernels in ``_kernels`` then run one chunk of slices per call so the loop can
+report progress, stop on cancel and stream slices to a file.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..geometry import AcquisitionGeometry
+from ..progress import CancelToken, Progress, drive
+from ..study import Reconstruction
+from ..sysinfo import check_fits
+from ._kernels import backproject as K
+from .filters import ProjectionFilter
+from .settings import ReconSettings
+
+CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class SliceGrid:
+    """The in-plane sampling of every slice.
+
+    ``origin_mm`` is (x, y) of the centre of pixel (0, 0); ``pixel_spacing_mm``
+    is (row, col).  By default the grid has the detector's pixel counts and
+    its pitch demagnified to the middle of the height range, centred on the
+    point there that projects onto the mean detector centre.
+    """
+
+    shape: tuple[int, int]
+    pixel_spacing_mm: tuple[float, float]
+    origin_mm: tuple[float, float]
+
+    def __post_init__(self):
+        if len(self.shape) != 2 or min(self.shape) < 1:
+            raise ParameterError(f"slice grid shape must be two positive integers, got {self.shape}")
+        if not all(np.isfinite(v) and v > 0 for v in self.pixel_spacing_mm):
+            raise ParameterError(f"slice pixel spacing must be positive, got {self.pixel_spacing_mm}")
+
+    @classmethod
+    def default(cls, geometry: AcquisitionGeometry, height_ref_mm: float, shape=None) -> "SliceGrid":
+        det = geometry.detector
+        s = geometry.source_positions_mm
+        d = geometry.detector_centres_mm
+        sz = float(s[:, 2].mean())
+        demag = (sz - height_ref_mm) / sz
+        spacing = (det.pitch_row_mm * demag, det.pitch_col_mm * demag)
+        t = (s[:, 2] - height_ref_mm) / s[:, 2]
+        cx = float(np.mean(s[:, 0] + (d[:, 0] - s[:, 0]) * t))
+        cy = float(np.mean(s[:, 1] + (d[:, 1] - s[:, 1]) * t))
+        ny, nx = shape if shape is not None else det.shape
+        return cls((int(ny), int(nx)), spacing, (cx - (nx - 1) / 2 * spacing[1], cy - (ny - 1) / 2 * spacing[0]))
+
+
+def plane_coefficients(geometry: AcquisitionGeometry, grid: SliceGrid, heights_mm: np.ndarray):
+    """(a_col, b_col, a_row, b_row), each (S, Q, V) float64, for planes heights_mm (S, Q)."""
+    h = np.asarray(heights_mm, dtype=np.float64)[..., None]  # (S, Q, 1)
+    det = geometry.detector
+    s = geometry.source_positions_mm
+    d = geometry.detector_centres_mm
+    sx, sy, sz = s[:, 0], s[:, 1], s[:, 2]
+    m = sz / (sz - h)  # magnification of plane h in view v
+    py, px = grid.pixel_spacing_mm
+    oy = grid.origin_mm[1]
+    ox = grid.origin_mm[0]
+    a_col = m * px / det.pitch_col_mm
+    b_col = (sx * (1 - m) + m * ox - d[:, 0]) / det.pitch_col_mm + (det.cols - 1) / 2.0
+    a_row = m * py / det.pitch_row_mm
+    b_row = (sy * (1 - m) + m * oy - d[:, 1]) / det.pitch_row_mm + (det.rows - 1) / 2.0
+    return (np.ascontiguousarray(a_col), np.ascontiguousarray(b_col),
+            np.ascontiguousarray(a_row), np.ascontiguousarray(b_row))
+
+
+def subplane_heights(heights_mm: np.ndarray, settings: ReconSettings) -> np.ndarray:
+    """(S, Q) heights of the thin planes averaged into each slice."""
+    q = settings.n_subplanes
+    if q == 1:
+        return np.asarray(heights_mm, float)[:, None]
+    step = settings.thickness_mm / q
+    offs = (np.arange(q) - (q - 1) / 2.0) * step
+    return np.asarray(heights_mm, float)[:, None] + offs[None, :]
+
+
+def default_height_range(geometry: AcquisitionGeometry, settings: ReconSettings,
+                         object_range_mm=None) -> tuple[float, float]:
+    """The object's height range when known, else from 1 spacing up to 60 % of the lowest source (<= 300 mm)."""
+    if object_range_mm is not None:
+        lo, hi = float(object_range_mm[0]), float(object_range_mm[1])
+        return max(lo, settings.spacing_mm / 2), hi
+    top = min(300.0, 0.6 * float(geometry.source_positions_mm[:, 2].min()))
+    return settings.spacing_mm, top
+
+
+class Reconstructor:
+    """Reconstructs slices from one study's projections.
+
+    Construction validates everything (before any work).  Filtering of the
+    projections happens once, on first use (or explicitly through
+    :meth:`prepare`, a generator that reports progress); after that
+    :meth:`slice_at` returns one slice on demand and :meth:`run` yields all
+    slices chunk by chunk.
+    """
+
+    def __init__(self, projections: np.ndarray, geometry: AcquisitionGeometry, settings: ReconSettings | None = None,
+                 *, grid: SliceGrid | None = None, object_range_mm=None, grid_shape=None):
+        settings = settings or ReconSettings()
+        proj = np.asarray(projections)
+        if proj.ndim != 3:
+            raise ParameterError(f"projections must be (n_views, rows, cols), got shape {proj.shape}")
+        if proj.shape[0] != geometry.n_views:
+            raise ParameterError(f"{proj.shape[0]} projections but the geometry has {geometry.n_views} views")
+        if proj.shape[1:] != geometry.detector.shape:
+            raise ParameterError(f"projections are {proj.shape[1]} x {proj.shape[2]} but the detector is "
+                                 f"{geometry.detector.rows} x {geometry.detector.cols}")
+        bad = ~np.isfinite(proj)
+        if bad.any():
+            v = int(np.argwhere(bad.any(axis=(1, 2)))[0, 0])
+            raise ParameterError(f"projections contain {int(bad.sum())} NaN or infinite values (first in view {v})")
+        self.geometry = geometry
+        self.settings = settings
+        lo, hi = default_height_range(geometry, settings, object_range_mm)
+        self.heights_mm = settings.heights_mm((lo, hi))
+        self._check_heights(subplane_heights(self.heights_mm, settings))
+        self.grid = grid if grid is not None else SliceGrid.default(
+            geometry, float(self.heights_mm.mean()), grid_shape)
+        self.projections = proj.astype(np.float32, copy=False)
+        self._filtered = None
+        self._filter = None
+
+    def _check_heights(self, h: np.ndarray) -> None:
+        zmin_src = float(self.geometry.source_positions_mm[:, 2].min())
+        if h.min() <= 0:
+            raise ParameterError(f"slice heights must be above the detector (> 0 mm); the range reaches {h.min():.2f} mm")
+        if h.max() >= zmin_src:
+            raise ParameterError(f"slice heights must be below the source (z = {zmin_src:.0f} mm); "
+                                 f"the range reaches {h.max():.1f} mm")
+
+    # -- filtering -------------------------------------------------------------
+    @property
+    def filtered_projections(self) -> np.ndarray:
+        if self._filtered is None:
+            drive(self.prepare())
+        return self._filtered
+
+    def prepare(self):
+        """Generator: weight and filter every projection (yields Progress)."""
+        if self._filtered is not None:
+            return
+        p = self.projections
+        check_fits(p.nbytes * 1.3, f"filtering {p.shape[0]} projections of {p.shape[1]} x {p.shape[2]}")
+        self._filter = ProjectionFilter(self.geometry, self.settings)
+        out = np.empty_like(p, dtype=np.float32)
+        for v in range(p.shape[0]):
+            self._filter.apply(p[v], v, out=out[v])
+            yield Progress("filtering", v + 1, p.shape[0])
+        self._filtered = out
+
+    # -- slices ----------------------------------------------------------------
+    def _scale(self) -> np.float32:
+        return np.float32(1.0 / (self.geometry.n_views * self.settings.n_subplanes))
+
+    def backproject_heights(self, heights_mm: np.ndarray) -> np.ndarray:
+        """Slices at ``heights_mm`` (each with the settings' thickness), (S, ny, nx) float32."""
+        heights_mm = np.atleast_1d(np.asarray(heights_mm, dtype=np.float64))
+        planes = subplane_heights(heights_mm, self.settings)
+        self._check_heights(planes)
+        coeffs = plane_coefficients(self.geometry, self.grid, planes)
+        out = np.empty((len(heights_mm),) + self.grid.shape, np.float32)
+        K.backproject(self.filtered_projections, *coeffs, self._scale(), out)
+        return out
+
+    def slice_at(self, height_mm: float) -> np.ndarray:
+        """One slice on demand (for the viewer), (ny, nx) float32."""
+        if not np.isfinite(height_mm):
+            raise ParameterError(f"slice height must be finite, got {height_mm}")
+        return self.backproject_heights(np.array([float(height_mm)]))[0]
+
+    def chunk_size(self) -> int:
+        per_slice = self.grid.shape[0] * self.grid.shape[1] * 4
+        return max(2, min(len(self.heights_mm), CHUNK_BYTES // max(per_slice, 1)))
+
+    def run(self, emit=None):
+        """Generator over the whole reconstruction (yields Progress).
+
+        ``emit(start, block)`` receives each chunk of slices as it is done (to
+        stream to a file); without it the slices are collected and the
+        generator returns a :class:`~volumedr.study.Reconstruction`.
+        """
+        t0 = time.perf_counter()
+        n = len(self.heights_mm)
+        collected = None
+        if emit is None:
+            check_fits(n * self.grid.shape[0] * self.grid.shape[1] * 4 + self.projections.nbytes,
+                       f"{n} slices of {self.grid.shape[0]} x {self.grid.shape[1]}")
+            collected = np.empty((n,) + self.grid.shape, np.float32)
+        yield from self.prepare()
+        step = self.chunk_size()
+        for start in range(0, n, step):
+            block = self.backproject_heights(self.heights_mm[start:start + step])
+            if collected is not None:
+                collected[start:start + len(block)] = block
+            else:
+                emit(start, block)
+            yield Progress("reconstructing", min(n, start + step), n)
+        rec = Reconstruction(
+            slices=collected, heights_mm=self.heights_mm.copy(), pixel_spacing_mm=self.grid.pixel_spacing_mm,
+            origin_mm=self.grid.origin_mm, thickness_mm=self.settings.thickness_mm, method=self.settings.method,
+            parameters=self.parameters(seconds=time.perf_counter() - t0))
+        return rec
+
+    def parameters(self, **extra) -> dict:
+        s = self.settings
+        d = {"method": s.method, "spacing_mm": s.spacing_mm, "thickness_mm": s.thickness_mm,
+             "n_subplanes": s.n_subplanes, "dc_fraction": s.dc_fraction, "apodisation_cutoff": s.apodisation_cutoff,
+             "thickness_filter": s.thickness_filter, "sweep_axis_xy": self.geometry.sweep_axis_xy.tolist(),
+             "z_range_mm": [float(self.heights_mm[0]), float(self.heights_mm[-1])]}
+        d.update(extra)
+        return d
+
+
+def reconstruct(projections, geometry: AcquisitionGeometry, settings: ReconSettings | None = None, *,
+                on_progress=None, cancel: CancelToken | None = None, **kw) -> Reconstruction:
+    """Reconstruct all slices in memory (convenience wrapper around :class:`Reconstructor`)."""
+    r = Reconstructor(projections, geometry, settings, **kw)
+    return drive(r.run(), on_progress=on_progress, cancel=cancel)
+
+
+def reconstruction_memory_bytes(n_slices: int, grid: SliceGrid) -> int:
+    return int(n_slices) * grid.shape[0] * grid.shape[1] * 4
+
+
+__all__ = ["Reconstructor", "ReconSettings", "SliceGrid", "reconstruct", "plane_coefficients"]

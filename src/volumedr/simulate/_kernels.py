@@ -1,0 +1,213 @@
+"""numba kernels of the acquisition simulator (exact analytic projection).
+
+Pure functions on arrays; one view (or one volume) per call so the Python loop
+around them can report progress and stop.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+MAX_HITS = 64
+
+
+@njit(cache=True, nogil=True, inline="always")
+def ray_interval(kind, M, c, sx, sy, sz, px, py, pz):
+    """Parameter interval [t0, t1] (clipped to [0, 1]) of the segment
+    s + t (p - s) inside primitive (kind, M, c); t0 >= t1 means no hit."""
+    ox0, oy0, oz0 = sx - c[0], sy - c[1], sz - c[2]
+    dx0, dy0, dz0 = px - sx, py - sy, pz - sz
+    ox = M[0, 0] * ox0 + M[0, 1] * oy0 + M[0, 2] * oz0
+    oy = M[1, 0] * ox0 + M[1, 1] * oy0 + M[1, 2] * oz0
+    oz = M[2, 0] * ox0 + M[2, 1] * oy0 + M[2, 2] * oz0
+    dx = M[0, 0] * dx0 + M[0, 1] * dy0 + M[0, 2] * dz0
+    dy = M[1, 0] * dx0 + M[1, 1] * dy0 + M[1, 2] * dz0
+    dz = M[2, 0] * dx0 + M[2, 1] * dy0 + M[2, 2] * dz0
+    t0, t1 = 0.0, 1.0
+    if kind == 0:  # ellipsoid -> unit sphere
+        a = dx * dx + dy * dy + dz * dz
+        b = ox * dx + oy * dy + oz * dz
+        cc = ox * ox + oy * oy + oz * oz - 1.0
+        disc = b * b - a * cc
+        if disc <= 0.0 or a == 0.0:
+            return 1.0, 0.0
+        r = math.sqrt(disc)
+        t0 = max(t0, (-b - r) / a)
+        t1 = min(t1, (-b + r) / a)
+    elif kind == 1:  # cylinder -> x^2 + y^2 <= 1, |z| <= 1
+        a = dx * dx + dy * dy
+        b = ox * dx + oy * dy
+        cc = ox * ox + oy * oy - 1.0
+        if a == 0.0:
+            if cc > 0.0:
+                return 1.0, 0.0
+        else:
+            disc = b * b - a * cc
+            if disc <= 0.0:
+                return 1.0, 0.0
+            r = math.sqrt(disc)
+            t0 = max(t0, (-b - r) / a)
+            t1 = min(t1, (-b + r) / a)
+        if dz == 0.0:
+            if abs(oz) > 1.0:
+                return 1.0, 0.0
+        else:
+            ta, tb = (-1.0 - oz) / dz, (1.0 - oz) / dz
+            if ta > tb:
+                ta, tb = tb, ta
+            t0 = max(t0, ta)
+            t1 = min(t1, tb)
+    else:  # box -> [-1, 1]^3
+        for o, d in ((ox, dx), (oy, dy), (oz, dz)):
+            if d == 0.0:
+                if abs(o) > 1.0:
+                    return 1.0, 0.0
+            else:
+                ta, tb = (-1.0 - o) / d, (1.0 - o) / d
+                if ta > tb:
+                    ta, tb = tb, ta
+                t0 = max(t0, ta)
+                t1 = min(t1, tb)
+    return t0, t1
+
+
+@njit(cache=True, nogil=True)
+def resolve_painter(hit_t0, hit_t1, hit_mat, n_hits, ends, raylen, out_row, n_mat, col, rows_stride):
+    """Add per-material path lengths of one ray (later hits win) into out."""
+    m = 0
+    for i in range(n_hits):
+        ends[m] = hit_t0[i]
+        ends[m + 1] = hit_t1[i]
+        m += 2
+    # insertion sort (m is small)
+    for i in range(1, m):
+        v = ends[i]
+        j = i - 1
+        while j >= 0 and ends[j] > v:
+            ends[j + 1] = ends[j]
+            j -= 1
+        ends[j + 1] = v
+    for j in range(m - 1):
+        a, b = ends[j], ends[j + 1]
+        if b <= a:
+            continue
+        mid = 0.5 * (a + b)
+        for i in range(n_hits - 1, -1, -1):
+            if hit_t0[i] <= mid and mid <= hit_t1[i]:
+                out_row[hit_mat[i] * rows_stride + col] += (b - a) * raylen
+                break
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def path_lengths_view(src, xs, ys, kinds, Ms, cs, mat_idx, spans, n_mat, out, overflow):
+    """Per-material path length (mm) of every ray of one view.
+
+    src: (3,) source; xs: (C,) pixel-centre x; ys: (R,) pixel-centre y (z = 0);
+    spans: (K, 4) int [r_lo, r_hi, c_lo, c_hi] shadow bounds of each primitive;
+    out: (n_mat, R, C) float32, zeroed by the caller.
+    """
+    R = ys.shape[0]
+    C = xs.shape[0]
+    K = kinds.shape[0]
+    for r in prange(R):
+        active = np.empty(K, np.int64)
+        na = 0
+        for k in range(K):
+            if spans[k, 0] <= r and r <= spans[k, 1]:
+                active[na] = k
+                na += 1
+        hit_t0 = np.empty(MAX_HITS, np.float64)
+        hit_t1 = np.empty(MAX_HITS, np.float64)
+        hit_mat = np.empty(MAX_HITS, np.int64)
+        ends = np.empty(2 * MAX_HITS, np.float64)
+        row_buf = np.zeros(n_mat * C, np.float64)
+        py = ys[r]
+        for c in range(C):
+            px = xs[c]
+            nh = 0
+            for ia in range(na):
+                k = active[ia]
+                if c < spans[k, 2] or c > spans[k, 3]:
+                    continue
+                t0, t1 = ray_interval(kinds[k], Ms[k], cs[k], src[0], src[1], src[2], px, py, 0.0)
+                if t1 > t0:
+                    if nh < MAX_HITS:
+                        hit_t0[nh] = t0
+                        hit_t1[nh] = t1
+                        hit_mat[nh] = mat_idx[k]
+                        nh += 1
+                    else:
+                        overflow[r] = 1
+            if nh > 0:
+                dx, dy, dz = px - src[0], py - src[1], -src[2]
+                raylen = math.sqrt(dx * dx + dy * dy + dz * dz)
+                resolve_painter(hit_t0, hit_t1, hit_mat, nh, ends, raylen, row_buf, n_mat, c, C)
+        for m in range(n_mat):
+            for c in range(C):
+                out[m, r, c] = row_buf[m * C + c]
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def polychromatic(L, mu, wq, we, out_tq, out_te):
+    """Transmission through per-material path lengths over an energy spectrum.
+
+    L: (n_mat, R, C) mm; mu: (n_mat, n_E) 1/mm; wq: (n_E,) absorbed-quanta
+    weights, we: (n_E,) absorbed-energy weights (each sums to 1).
+    out_tq: quantum-weighted transmission; out_te: energy-weighted transmission.
+    """
+    n_mat, R, C = L.shape
+    nE = mu.shape[1]
+    for r in prange(R):
+        for c in range(C):
+            tq = 0.0
+            te = 0.0
+            for e in range(nE):
+                a = 0.0
+                for m in range(n_mat):
+                    a += mu[m, e] * L[m, r, c]
+                t = math.exp(-a)
+                tq += wq[e] * t
+                te += we[e] * t
+            out_tq[r, c] = tq
+            out_te[r, c] = te
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def label_volume(kinds, Ms, cs, bounds, origin, spacing, shape, labels):
+    """Painter's-order label (primitive index, -1 = air) at each voxel centre.
+
+    origin: (3,) centre of voxel (0,0,0) as (x, y, z); spacing: (3,) (x, y, z);
+    labels: (nz, ny, nx) int32 filled with -1 by the caller.
+    """
+    nz, ny, nx = shape[0], shape[1], shape[2]
+    K = kinds.shape[0]
+    for iz in prange(nz):
+        z = origin[2] + iz * spacing[2]
+        for k in range(K):
+            if z < bounds[k, 0, 2] or z > bounds[k, 1, 2]:
+                continue
+            y0 = max(0, int(math.floor((bounds[k, 0, 1] - origin[1]) / spacing[1])))
+            y1 = min(ny - 1, int(math.ceil((bounds[k, 1, 1] - origin[1]) / spacing[1])))
+            x0 = max(0, int(math.floor((bounds[k, 0, 0] - origin[0]) / spacing[0])))
+            x1 = min(nx - 1, int(math.ceil((bounds[k, 1, 0] - origin[0]) / spacing[0])))
+            M = Ms[k]
+            c = cs[k]
+            kind = kinds[k]
+            for iy in range(y0, y1 + 1):
+                y = origin[1] + iy * spacing[1]
+                for ix in range(x0, x1 + 1):
+                    x = origin[0] + ix * spacing[0]
+                    ox, oy, oz = x - c[0], y - c[1], z - c[2]
+                    u = M[0, 0] * ox + M[0, 1] * oy + M[0, 2] * oz
+                    v = M[1, 0] * ox + M[1, 1] * oy + M[1, 2] * oz
+                    w = M[2, 0] * ox + M[2, 1] * oy + M[2, 2] * oz
+                    if kind == 0:
+                        inside = u * u + v * v + w * w <= 1.0
+                    elif kind == 1:
+                        inside = u * u + v * v <= 1.0 and abs(w) <= 1.0
+                    else:
+                        inside = abs(u) <= 1.0 and abs(v) <= 1.0 and abs(w) <= 1.0
+                    if inside:
+                        labels[iz, iy, ix] = k
