@@ -30,10 +30,11 @@ def exact_projections(primitives, geometry: AcquisitionGeometry, energy_kev: flo
 def bead_phantom(rng, n_beads=6, body_mm=(150, 150, 90), z_range=(20, 70), bead_d=2.0):
     prims = [box((0, 0, body_mm[2] / 2 + 5), body_mm, "soft_tissue", label="body")]
     beads = []
-    for _ in range(n_beads):
+    while len(beads) < n_beads:  # at least 20 mm apart in (x, y) so each bead has its own search window
         c = (rng.uniform(-50, 50), rng.uniform(-50, 50), rng.uniform(*z_range))
-        beads.append(c)
-        prims.append(sphere(c, bead_d / 2, "cortical_bone", label="bead"))
+        if all(np.hypot(c[0] - b[0], c[1] - b[1]) >= 20 for b in beads):
+            beads.append(c)
+            prims.append(sphere(c, bead_d / 2, "cortical_bone", label="bead"))
     return prims, np.array(beads)
 
 

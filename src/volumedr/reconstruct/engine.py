@@ -183,7 +183,10 @@ class Reconstructor:
 
     def chunk_size(self) -> int:
         per_slice = self.grid.shape[0] * self.grid.shape[1] * 4
-        return max(2, min(len(self.heights_mm), CHUNK_BYTES // max(per_slice, 1)))
+        n = len(self.heights_mm)
+        by_memory = max(1, CHUNK_BYTES // max(per_slice, 1))
+        by_progress = max(2, -(-n // 16))  # at least ~16 progress steps
+        return max(1, min(n, by_memory, by_progress))
 
     def run(self, emit=None):
         """Generator over the whole reconstruction (yields Progress).
