@@ -36,7 +36,8 @@ shift || true
 setup
 case "$cmd" in
     run)
-        exec .venv/bin/volumedr gui --case chest "$@" ;;
+        if .venv/bin/volumedr gui --help >/dev/null 2>&1; then exec .venv/bin/volumedr gui --case chest "$@"; fi
+        exec bash "$0" demo ;;
     demo)
         mkdir -p out
         .venv/bin/volumedr simulate chest -o out/chest.h5 --bin 4 --seed 1 "$@"
