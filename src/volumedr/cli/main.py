@@ -104,6 +104,16 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_gui(args) -> int:
+    try:
+        from ..gui.app import run
+    except ImportError as exc:
+        raise VolumedrError(f"the workstation needs PySide6 and pyqtgraph ({exc}); install with pip install -e .[gui]") from None
+    if args.study and not Path(args.study).exists():
+        raise VolumedrError(f"{args.study}: no such file")
+    return run(study=args.study, case=args.case, screenshot=args.screenshot, detector=args.detector)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="volumedr", description="volumedr: digital tomosynthesis (volume DR) workstation")
     from .. import __version__
@@ -137,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a study file")
     i.add_argument("study")
     i.set_defaults(func=cmd_info)
+
+    gu = sub.add_parser("gui", help="open the review workstation")
+    gu.add_argument("study", nargs="?", help="a study file to open (default: acquire the case)")
+    gu.add_argument("--case", default="chest", help="bundled case to acquire on start (default: chest)")
+    gu.add_argument("--detector", choices=["256 x 256 (quick look)", "512 x 512 (preview)", "1024 x 1024",
+                                           "2048 x 2048 (full)"],
+                    default=None, help="detector read-out for acquisitions")
+    gu.add_argument("--screenshot", metavar="PNG", help="wait for the reconstruction, save a screenshot, exit")
+    gu.set_defaults(func=cmd_gui)
 
     from .reconstruct_cmd import add_parser as add_reconstruct
 
