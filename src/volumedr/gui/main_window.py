@@ -199,6 +199,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addStretch(1)
         dock.setWidget(w)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.tech_dock = dock
 
     def _build_case_dock(self):
         dock = QtWidgets.QDockWidget("Case", self)
@@ -218,8 +219,10 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addWidget(self.show_answers)
         lay.addWidget(self.findings_list, 1)
         dock.setWidget(w)
-        dock.setMinimumWidth(280)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.tabifyDockWidget(self.tech_dock, dock)  # one column of tabs leaves the width to the images
+        self.tech_dock.raise_()
+        self.case_dock = dock
 
     def _build_toolbar_and_menu(self):
         tb = self.addToolBar("Tools")
