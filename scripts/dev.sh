@@ -13,7 +13,7 @@ setup() {
     if [ ! -x .venv/bin/python ]; then
         "$PY" -m venv .venv
     fi
-    if ! .venv/bin/python -c "import volumedr, numba, h5py, xraylib, pytest, PySide6, pyqtgraph" 2>/dev/null \
+    if ! .venv/bin/python -c "import volumedr, numba, h5py, xraylib, pytest, pytestqt, PySide6, pyqtgraph" 2>/dev/null \
         || [ pyproject.toml -nt .venv/.installed ]; then
         .venv/bin/python -m pip install --quiet --upgrade pip
         .venv/bin/python -m pip install --quiet -e ".[gui,test]"

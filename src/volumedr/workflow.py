@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from .geometry import Detector, Sweep, plain_film_geometry
 from .phantoms.case import Case, load_case

@@ -6,9 +6,6 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-
 from PySide6 import QtCore, QtGui  # noqa: E402
 
 from volumedr.gui.main_window import CT_PRESETS, MainWindow  # noqa: E402

@@ -6,7 +6,6 @@ exits with status 2; Ctrl-C exits with 130 and leaves no partial file.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import warnings
@@ -24,15 +23,9 @@ def _positive_int(s):
 
 
 def _check_output(path: str) -> Path:
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise VolumedrError(f"cannot write {p}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise VolumedrError(f"cannot write {p}: folder {parent} is not writable")
-    if p.is_dir():
-        raise VolumedrError(f"cannot write {p}: it is a folder")
-    return p
+    from ..io.study_file import check_writable
+
+    return check_writable(path)
 
 
 def cmd_cases(args) -> int:

@@ -18,7 +18,6 @@ def add_parser(sub) -> None:
 
 
 def cmd_reconstruct(args) -> int:
-    from ..errors import StudyFileError
     from ..io.study_file import ReconstructionWriter, copy_study, read_study
     from ..progress import TerminalBar, drive
     from ..reconstruct import Reconstructor, ReconSettings, parse_range
@@ -60,5 +59,4 @@ def cmd_reconstruct(args) -> int:
     print(f"{settings.method.upper()}: {n} slices of {rec.grid.shape[0]} x {rec.grid.shape[1]} "
           f"({rec.grid.pixel_spacing_mm[1]:.3f} mm), {rec.heights_mm[0]:.1f}..{rec.heights_mm[-1]:.1f} mm every "
           f"{settings.spacing_mm:g} mm, thickness {settings.thickness_mm:g} mm; {dt:.1f} s -> {target}")
-    del StudyFileError
     return 0

@@ -9,11 +9,11 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..errors import VolumedrError
-from ..geometry import Detector, Sweep
+from ..geometry import Detector
 from ..io.study_file import read_study, write_study
 from ..phantoms.case import case_names, load_case
 from ..reconstruct import ReconSettings
-from ..simulate import AcquisitionSettings, settings_from_case, sweep_from_case
+from ..simulate import settings_from_case, sweep_from_case
 from ..study import Study
 from .. import workflow as wf
 from .pane import ImagePane, percentile_levels

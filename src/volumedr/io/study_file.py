@@ -34,16 +34,24 @@ FORMAT_VERSION = 1
 _TMP_RECON = "reconstruction.__partial__"
 
 
-@contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
+def check_writable(path: str | os.PathLike) -> Path:
+    """The path, if a file can be created there; otherwise a StudyFileError naming why."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise StudyFileError(f"{path}: folder {parent} does not exist")
+        raise StudyFileError(f"cannot write {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
-        raise StudyFileError(f"{path}: folder {parent} is not writable")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix="." + path.name + ".", suffix=".tmp")
+        raise StudyFileError(f"cannot write {path}: folder {parent} is not writable")
+    if path.is_dir():
+        raise StudyFileError(f"cannot write {path}: it is a folder")
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
+    path = check_writable(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
