@@ -115,3 +115,13 @@ def test_aborted_reconstruction_leaves_the_file_as_it_was(tmp_path, study):
     with h5py.File(p) as f:
         assert set(f.keys()) >= {"projections", "geometry", "reconstruction"}
         assert not any("partial" in k for k in f.keys())
+
+
+def test_a_reconstruction_that_would_fill_the_disk_is_refused(tmp_path, study):
+    p = tmp_path / "s.h5"
+    write_study(p, study)
+    before = p.read_bytes()
+    with pytest.raises(StudyFileError, match="GiB free"):
+        ReconstructionWriter(p, shape=(4000, 200000, 200000), heights_mm=[1.0], pixel_spacing_mm=(1, 1),
+                             origin_mm=(0, 0), thickness_mm=1, method="fbp", parameters={})
+    assert p.read_bytes() == before

@@ -148,7 +148,14 @@ class ReconstructionWriter:
     """
 
     def __init__(self, path, *, shape, heights_mm, pixel_spacing_mm, origin_mm, thickness_mm, method, parameters):
+        import shutil
+
         self.path = Path(path)
+        need = int(np.prod(shape)) * 4
+        free = shutil.disk_usage(self.path.resolve().parent).free
+        if need > 0.95 * free:
+            raise StudyFileError(f"{path}: the reconstruction needs {need / 2**30:.1f} GiB but the disk has only "
+                                 f"{free / 2**30:.1f} GiB free")
         try:
             self.f = h5py.File(self.path, "r+")
         except OSError as exc:
