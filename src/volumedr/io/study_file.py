@@ -120,23 +120,28 @@ def write_ct_reference(f: h5py.File, ct: CTReference) -> None:
     d.attrs["origin_axes"] = "x, y, z of the centre of voxel (0, 0, 0)"
 
 
-def _recon_attrs(g, rec_like: dict) -> None:
-    g.attrs["heights_mm"] = np.asarray(rec_like["heights_mm"], dtype=np.float64)
-    g.attrs["pixel_spacing_mm"] = np.asarray(rec_like["pixel_spacing_mm"], dtype=np.float64)
-    g.attrs["origin_mm"] = np.asarray(rec_like["origin_mm"], dtype=np.float64)
-    g.attrs["thickness_mm"] = float(rec_like["thickness_mm"])
-    g.attrs["method"] = str(rec_like["method"])
-    _json_attr(g, "parameters", rec_like.get("parameters", {}))
+_RECON_ATTRS = ("heights_mm", "pixel_spacing_mm", "origin_mm", "thickness_mm", "method")
+
+
+def _create_reconstruction(f: h5py.File, name: str, shape, meta: dict) -> h5py.Dataset:
+    """Create group ``name`` with an empty ``slices`` dataset and the documented attributes."""
+    g = f.create_group(name)
+    ds = g.create_dataset("slices", shape=tuple(shape), dtype=np.float32, chunks=(1,) + tuple(shape[1:]))
+    g.attrs["heights_mm"] = np.asarray(meta["heights_mm"], dtype=np.float64)
+    g.attrs["pixel_spacing_mm"] = np.asarray(meta["pixel_spacing_mm"], dtype=np.float64)
+    g.attrs["origin_mm"] = np.asarray(meta["origin_mm"], dtype=np.float64)
+    g.attrs["thickness_mm"] = float(meta["thickness_mm"])
+    g.attrs["method"] = str(meta["method"])
+    _json_attr(g, "parameters", meta.get("parameters") or {})
+    for key in _RECON_ATTRS:
+        ds.attrs[key] = g.attrs[key]
+    ds.attrs["quantity"] = "reconstructed attenuation (relative units)"
+    return ds
 
 
 def _write_reconstruction_group(f: h5py.File, name: str, rec: Reconstruction) -> None:
-    g = f.create_group(name)
     s = np.asarray(rec.slices, dtype=np.float32)
-    ds = g.create_dataset("slices", data=s, chunks=(1,) + s.shape[1:])
-    ds.attrs["quantity"] = "reconstructed attenuation (relative units)"
-    _recon_attrs(g, rec.__dict__)
-    for key in ("heights_mm", "pixel_spacing_mm", "origin_mm", "thickness_mm", "method"):
-        ds.attrs[key] = g.attrs[key]
+    _create_reconstruction(f, name, s.shape, rec.__dict__)[...] = s
 
 
 class ReconstructionWriter:
@@ -162,14 +167,9 @@ class ReconstructionWriter:
             raise StudyFileError(f"{path}: cannot open for writing: {exc}") from None
         if _TMP_RECON in self.f:
             del self.f[_TMP_RECON]
-        self.g = self.f.create_group(_TMP_RECON)
-        self.ds = self.g.create_dataset("slices", shape=shape, dtype=np.float32, chunks=(1,) + tuple(shape[1:]))
         meta = dict(heights_mm=heights_mm, pixel_spacing_mm=pixel_spacing_mm, origin_mm=origin_mm,
                     thickness_mm=thickness_mm, method=method, parameters=parameters)
-        _recon_attrs(self.g, meta)
-        for key in ("heights_mm", "pixel_spacing_mm", "origin_mm", "thickness_mm", "method"):
-            self.ds.attrs[key] = self.g.attrs[key]
-        self.ds.attrs["quantity"] = "reconstructed attenuation (relative units)"
+        self.ds = _create_reconstruction(self.f, _TMP_RECON, shape, meta)
 
     def write(self, start: int, slices: np.ndarray) -> None:
         self.ds[start:start + len(slices)] = slices

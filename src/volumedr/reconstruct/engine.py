@@ -234,8 +234,4 @@ def reconstruct(projections, geometry: AcquisitionGeometry, settings: ReconSetti
     return drive(r.run(), on_progress=on_progress, cancel=cancel)
 
 
-def reconstruction_memory_bytes(n_slices: int, grid: SliceGrid) -> int:
-    return int(n_slices) * grid.shape[0] * grid.shape[1] * 4
-
-
 __all__ = ["Reconstructor", "ReconSettings", "SliceGrid", "reconstruct", "plane_coefficients"]

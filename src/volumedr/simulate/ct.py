@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..errors import MemoryBudgetError
 from ..phantoms.case import Case
 from ..phantoms.materials import mu_table
 from ..phantoms.primitives import pack
@@ -62,5 +61,3 @@ def ct_reference(case: Case, *, voxel_mm: float = 2.0, noise_hu: float = 10.0, e
     return CTReference(hu=hu, spacing_mm=(float(voxel_mm),) * 3,
                        origin_mm=(float(origin[0]), float(origin[1]), float(origin[2])))
 
-
-__all__ = ["ct_reference", "MemoryBudgetError"]
