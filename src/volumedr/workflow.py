@@ -15,7 +15,8 @@ from .geometry import Detector, Sweep, plain_film_geometry
 from .phantoms.case import Case, load_case
 from .reconstruct import Reconstructor, ReconSettings
 from .simulate import AcquisitionSettings, Spectrum, simulate
-from .simulate.dose import DoseReport, dose_report
+from .simulate.acquire import exam_doses
+from .simulate.dose import DoseReport
 from .study import Study
 
 DETECTOR_BINNING = {"256 x 256 (quick look)": 8, "512 x 512 (preview)": 4, "1024 x 1024": 2, "2048 x 2048 (full)": 1}
@@ -35,14 +36,8 @@ def dose_preview(case: Case, sweep: Sweep, settings: AcquisitionSettings,
                  detector: Detector | None = None) -> tuple[DoseReport, DoseReport]:
     """Sweep and plain-film dose for the settings, without simulating (for a live readout)."""
     detector = detector or Detector().binned(8)
-    spec = Spectrum.from_table(settings.kvp, settings.filtration)
-    kw = dict(kerma_ugy_per_mas_at_1m=spec.air_kerma_ugy_per_mas_at_1m, skin_height_mm=float(case.bounds_mm()[1, 2]),
-              field_mm=case.field_mm, backscatter_factor=settings.backscatter_factor,
-              coeff_msv_per_gy_cm2=case.effective_dose_coeff_msv_per_gy_cm2)
-    g = sweep.geometry(detector)
-    return (dose_report(g, mas_per_view=settings.mas_per_view(sweep.n_projections), **kw),
-            dose_report(plain_film_geometry(detector, sweep.source_to_image_mm), mas_per_view=settings.plain_film_mas,
-                        **kw))
+    return exam_doses(case, sweep.geometry(detector), plain_film_geometry(detector, sweep.source_to_image_mm),
+                      Spectrum.from_table(settings.kvp, settings.filtration), settings)
 
 
 def acquire_job(case: Case | str, sweep: Sweep, settings: AcquisitionSettings, detector: Detector, seed=None):
@@ -51,21 +46,6 @@ def acquire_job(case: Case | str, sweep: Sweep, settings: AcquisitionSettings, d
     study = yield from simulate(case, sweep=sweep, detector=detector, settings=settings,
                                 rng=np.random.default_rng(seed))
     return study
-
-
-def default_recon_settings(study: Study, **overrides) -> ReconSettings:
-    d = study.metadata.get("reconstruction_defaults") or {}
-    kw = {}
-    if isinstance(d, dict):
-        if "method" in d:
-            kw["method"] = d["method"]
-        if "spacing_mm" in d:
-            kw["spacing_mm"] = float(d["spacing_mm"])
-            kw["thickness_mm"] = float(d.get("thickness_mm", d["spacing_mm"]))
-        if "range_mm" in d:
-            kw["z_min_mm"], kw["z_max_mm"] = (float(v) for v in d["range_mm"])
-    kw.update({k: v for k, v in overrides.items() if v is not None})
-    return ReconSettings(**kw)
 
 
 def reconstruct_job(study: Study, settings: ReconSettings, current_height_mm: float | None = None):
@@ -126,10 +106,3 @@ def focus_profile(slices: np.ndarray, row: float, col: float, pixel_mm: float = 
 def sharpest_slice(slices: np.ndarray, row: float, col: float, pixel_mm: float = 1.0) -> int:
     """Index of the slice where the structure at (row, col) is sharpest (depth from focus)."""
     return int(np.argmax(focus_profile(slices, row, col, pixel_mm)))
-
-
-def roi_stats(image: np.ndarray, mask: np.ndarray, pixel_area_mm2: float) -> tuple[float, float, float]:
-    v = image[mask]
-    if v.size == 0:
-        return float("nan"), float("nan"), 0.0
-    return float(v.mean()), float(v.std()), float(mask.sum() * pixel_area_mm2)

@@ -164,8 +164,6 @@ def test_changing_reconstruction_settings_rereconstructs_without_resimulating(wi
     window.method.setCurrentIndex(window.method.findData("saa"))
     window.spacing.setValue(5.0)
     window.thickness.setValue(5.0)
-    previews = []
-    window.worker_partial_hook = previews
     with qtbot.waitSignal(window.reconstruction_shown, timeout=60000):
         window.reconstruct()
     assert window.study is study and window.rec.method == "saa"

@@ -1,7 +1,6 @@
 """The review workstation window: three linked panes, cine, controls, case notes."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +56,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_error: str | None = None
         self._error_box = None
         self._cine_dir = 1
-        self._frame_times: list[float] = []
         self._build_panes()
         self._build_navigation()
         self._build_controls(detector_label)
@@ -444,7 +442,6 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error(str(exc))
             return
         case = self.case
-        self.t_acquire = time.perf_counter()
         self._start("acquiring", lambda: wf.acquire_job(case, sw, st, det, seed=None), self._acquired)
 
     def _acquired(self, study: Study):
@@ -570,7 +567,6 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.ct_pane.set_image(np.full((2, 2), -1000, np.float32), (1, 1), (0, 0))
                 self.ct_pane.info.setText("outside the CT volume")
         self._update_findings(h)
-        self._frame_times.append(time.perf_counter())
 
     def _update_findings(self, h):
         show = self.show_answers.isChecked() and self.study is not None
@@ -776,4 +772,4 @@ class MainWindow(QtWidgets.QMainWindow):
         super().closeEvent(ev)
 
 
-__all__ = ["MainWindow", "pg"]
+__all__ = ["MainWindow"]

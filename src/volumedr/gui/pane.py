@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 TOOLS = ("pan", "wl", "roi", "ruler", "focus")
 
@@ -85,7 +85,6 @@ class ImagePane(QtWidgets.QFrame):
         self.levels = (0.0, 1.0)
         self.tool = "pan"
         self.on_wheel = None
-        self.on_tool_done = None
         self._first = True
 
     # -- image ------------------------------------------------------------------
@@ -104,16 +103,14 @@ class ImagePane(QtWidgets.QFrame):
         if self._first or auto_range:
             self.vb.setRange(rect, padding=0.01)
             self._first = False
-        self.update_roi_stats()
+        self.update_footer()
 
     def set_levels(self, lo: float, hi: float) -> None:
         if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
             hi = lo + 1e-6
         self.levels = (float(lo), float(hi))
         self.image_item.setLevels(self.levels)
-        w, c = hi - lo, (hi + lo) / 2
-        fmt = "{:.0f}" if abs(w) >= 20 else "{:.3g}"
-        self.footer.setText(f"W {fmt.format(w)}  L {fmt.format(c)} {self.units}".rstrip() + self._roi_text())
+        self.update_footer()
         self.window_changed.emit()
 
     def window_level(self) -> tuple[float, float]:
@@ -177,11 +174,11 @@ class ImagePane(QtWidgets.QFrame):
         if self.roi_item is None:
             self.roi_item = pg.RectROI([x, y], [w, h], pen=pg.mkPen("#3bd5ff", width=1.5))
             self.vb.addItem(self.roi_item)
-            self.roi_item.sigRegionChanged.connect(self.update_roi_stats)
+            self.roi_item.sigRegionChanged.connect(self.update_footer)
         else:
             self.roi_item.setPos([x, y], update=False)
             self.roi_item.setSize([w, h])
-        self.update_roi_stats()
+        self.update_footer()
 
     def roi_statistics(self):
         """(mean, sd, area_mm2) inside the ROI rectangle, or None."""
@@ -208,7 +205,8 @@ class ImagePane(QtWidgets.QFrame):
             parts.append(f"   ruler {self.ruler_length_mm():.1f} mm")
         return "".join(parts)
 
-    def update_roi_stats(self) -> None:
+    def update_footer(self) -> None:
+        """W/L values, and the ROI statistics and ruler length when present."""
         w, c = self.window_level()
         fmt = "{:.0f}" if abs(w) >= 20 else "{:.3g}"
         self.footer.setText(f"W {fmt.format(w)}  L {fmt.format(c)} {self.units}".rstrip() + self._roi_text())
@@ -217,12 +215,12 @@ class ImagePane(QtWidgets.QFrame):
         if self.ruler_item is None:
             self.ruler_item = pg.LineSegmentROI([a, b], pen=pg.mkPen("#7CFC00", width=1.5))
             self.vb.addItem(self.ruler_item)
-            self.ruler_item.sigRegionChanged.connect(self.update_roi_stats)
+            self.ruler_item.sigRegionChanged.connect(self.update_footer)
         else:
             h = self.ruler_item.getHandles()
             h[0].setPos(*a)
             h[1].setPos(*b)
-        self.update_roi_stats()
+        self.update_footer()
 
     def ruler_length_mm(self) -> float:
         if self.ruler_item is None:
@@ -235,7 +233,7 @@ class ImagePane(QtWidgets.QFrame):
             if item is not None:
                 self.vb.removeItem(item)
         self.roi_item = self.ruler_item = None
-        self.update_roi_stats()
+        self.update_footer()
 
 
 def percentile_levels(img: np.ndarray, lo_pct: float, hi_pct: float) -> tuple[float, float]:
@@ -247,4 +245,4 @@ def percentile_levels(img: np.ndarray, lo_pct: float, hi_pct: float) -> tuple[fl
     return float(lo), float(hi if hi > lo else lo + 1e-6)
 
 
-__all__ = ["ImagePane", "TOOLS", "percentile_levels", "QtGui"]
+__all__ = ["ImagePane", "TOOLS", "percentile_levels"]

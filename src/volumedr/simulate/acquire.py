@@ -101,6 +101,17 @@ def _expose(packed, geometry: AcquisitionGeometry, view: int, beam: _Beam, mas: 
     return (-np.log(ratio)).astype(np.float32)
 
 
+def exam_doses(case: Case, geometry: AcquisitionGeometry, film_geometry: AcquisitionGeometry, spectrum: Spectrum,
+               settings: AcquisitionSettings):
+    """Dose reports (sweep, plain film) of an examination of ``case`` with these settings."""
+    kw = dict(kerma_ugy_per_mas_at_1m=spectrum.air_kerma_ugy_per_mas_at_1m,
+              skin_height_mm=float(case.bounds_mm()[1, 2]), field_mm=case.field_mm,
+              backscatter_factor=settings.backscatter_factor,
+              coeff_msv_per_gy_cm2=case.effective_dose_coeff_msv_per_gy_cm2)
+    return (dose_report(geometry, mas_per_view=settings.mas_per_view(geometry.n_views), **kw),
+            dose_report(film_geometry, mas_per_view=settings.plain_film_mas, **kw))
+
+
 def sweep_from_case(case: Case, **overrides) -> Sweep:
     p = case.protocol
     kw = dict(kind=p.get("kind", "linear"), total_angle_deg=float(p.get("total_angle_deg", 30.0)),
@@ -175,11 +186,7 @@ def simulate(case: Case | str, *, sweep: Sweep | None = None, detector: Detector
         ct_ref = ct_reference(case, voxel_mm=settings.ct_voxel_mm, noise_hu=settings.ct_noise_hu if noise else 0.0,
                               energy_kev=settings.ct_effective_energy_kev, rng=rng)
         yield Progress("simulating", total_steps, total_steps)
-    dose_kw = dict(kerma_ugy_per_mas_at_1m=beam.spectrum.air_kerma_ugy_per_mas_at_1m, skin_height_mm=top,
-                   field_mm=case.field_mm, backscatter_factor=settings.backscatter_factor,
-                   coeff_msv_per_gy_cm2=case.effective_dose_coeff_msv_per_gy_cm2)
-    sweep_dose = dose_report(geometry, mas_per_view=mas_view, **dose_kw)
-    film_dose = dose_report(pf_geom, mas_per_view=settings.plain_film_mas, **dose_kw)
+    sweep_dose, film_dose = exam_doses(case, geometry, pf_geom, beam.spectrum, settings)
     b = case.bounds_mm()
     meta = {
         "case": case.name, "case_title": case.title, "region": case.region, "history": case.history,
