@@ -13,7 +13,7 @@ setup() {
     if [ ! -x .venv/bin/python ]; then
         "$PY" -m venv .venv
     fi
-    if ! .venv/bin/python -c "import volumedr, numba, h5py, xraylib, pytest, pytestqt, PySide6, pyqtgraph" 2>/dev/null \
+    if ! .venv/bin/python -c "import volumedr, numba, h5py, xraylib, pynetdicom, pytest, pytestqt, PySide6, pyqtgraph" 2>/dev/null \
         || [ pyproject.toml -nt .venv/.installed ]; then
         .venv/bin/python -m pip install --quiet --upgrade pip
         .venv/bin/python -m pip install --quiet -e ".[gui,test]"
@@ -21,19 +21,22 @@ setup() {
     fi
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
         # shared libraries Qt's offscreen and xcb platforms load at run time
+        # and, for the tests, the DICOM validator (dicom3tools) and a real PACS (orthanc)
+        pkgs="libegl1 libgl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0"
+        if [ "${1:-}" = "test" ]; then pkgs="$pkgs dicom3tools orthanc"; fi
         missing=""
-        for pkg in libegl1 libgl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0; do
+        for pkg in $pkgs; do
             dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
         done
         if [ -n "$missing" ]; then
-            apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+            apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
         fi
     fi
 }
 
 cmd="${1:-run}"
 shift || true
-setup
+setup "$cmd"
 case "$cmd" in
     run)
         if .venv/bin/volumedr gui --help >/dev/null 2>&1; then exec .venv/bin/volumedr gui --case chest "$@"; fi

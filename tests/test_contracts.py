@@ -18,7 +18,7 @@ def test_only_the_gui_package_imports_qt():
 
 
 def test_only_the_io_package_imports_h5py_and_pydicom():
-    offenders = [p for p in imports_of("h5py|pydicom") if not p.startswith("io/")]
+    offenders = [p for p in imports_of("h5py|pydicom|pynetdicom") if not p.startswith("io/")]
     assert offenders == []
 
 

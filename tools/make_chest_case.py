@@ -58,6 +58,8 @@ def header():
 name = "chest"
 title = "PA chest: pulmonary nodules, one hidden behind the heart"
 region = "chest"
+body_part = "CHEST"
+patient_axes = "LFP"
 position = "erect, PA, at the wall stand; one breath-hold"
 field_mm = [300.0, 350.0]
 effective_dose_coeff_msv_per_gy_cm2 = 0.26

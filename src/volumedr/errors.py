@@ -35,3 +35,7 @@ class Cancelled(VolumedrError):
 
 class VolumedrWarning(UserWarning):
     """Something allowed but outside normal clinical practice."""
+
+
+class PacsError(VolumedrError):
+    """A PACS that cannot be reached, refuses the association or an operation."""

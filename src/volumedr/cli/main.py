@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .reconstruct_cmd import add_parser as add_reconstruct
 
     add_reconstruct(sub)
+    from .dicom_cmd import add_parsers as add_dicom
+
+    add_dicom(sub)
     return p
 
 

@@ -48,6 +48,8 @@ class Case:
     effective_dose_coeff_msv_per_gy_cm2: float = 0.26
     effective_dose_reference: str = ""
     source: str = ""
+    patient_axes: str = "LFP"  # patient directions of +x, +y, +z (geometry/patient.py); LFP = PA
+    body_part: str = ""  # DICOM Body Part Examined (e.g. CHEST)
 
     def bounds_mm(self) -> np.ndarray:
         """Axis-aligned bounds of all primitives, shape (2, 3)."""
@@ -141,7 +143,17 @@ def load_case_file(path: Path | str) -> Case:
         primitives=tuple(prims), findings=tuple(findings), protocol=dict(data.get("protocol", {})),
         reconstruction=dict(data.get("reconstruction", {})), field_mm=(float(fm[0]), float(fm[1])),
         effective_dose_coeff_msv_per_gy_cm2=float(meta.get("effective_dose_coeff_msv_per_gy_cm2", 0.26)),
-        effective_dose_reference=str(meta.get("effective_dose_reference", "")), source=str(path))
+        effective_dose_reference=str(meta.get("effective_dose_reference", "")), source=str(path),
+        patient_axes=_patient_axes(meta.get("patient_axes", "LFP"), path), body_part=str(meta.get("body_part", "")).upper())
+
+
+def _patient_axes(value, path) -> str:
+    from ..geometry.patient import PatientFrame
+
+    try:
+        return PatientFrame(str(value)).axes
+    except VolumedrError as exc:
+        raise CaseError(f"{path}: [case] patient_axes: {exc}") from None
 
 
 def case_names() -> list[str]:

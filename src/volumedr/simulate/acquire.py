@@ -17,7 +17,9 @@ Physics per view (docs/physics.md):
 """
 from __future__ import annotations
 
+import datetime as _dt
 import time
+import uuid
 
 import numpy as np
 from scipy import ndimage
@@ -129,6 +131,11 @@ def settings_from_case(case: Case, **overrides) -> AcquisitionSettings:
     return AcquisitionSettings(**kw)
 
 
+def new_uid() -> str:
+    """A new DICOM UID (2.25 + a random UUID as a decimal integer, as DICOM PS3.5 B.2 allows)."""
+    return f"2.25.{uuid.uuid4().int}"
+
+
 def simulate(case: Case | str, *, sweep: Sweep | None = None, detector: Detector | None = None,
              settings: AcquisitionSettings | None = None, rng: np.random.Generator | int | None = None,
              noise: bool = True, plain_film: bool = True, ct: bool = True):
@@ -189,6 +196,10 @@ def simulate(case: Case | str, *, sweep: Sweep | None = None, detector: Detector
     sweep_dose, film_dose = exam_doses(case, geometry, pf_geom, beam.spectrum, settings)
     b = case.bounds_mm()
     meta = {
+        "study_instance_uid": new_uid(),
+        "acquired_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0, tzinfo=None).isoformat(),
+        "patient_axes": case.patient_axes,
+        "body_part": case.body_part,
         "case": case.name, "case_title": case.title, "region": case.region, "history": case.history,
         "teaching": case.teaching,
         "sweep": {"kind": sweep.kind, "total_angle_deg": sweep.total_angle_deg, "n_projections": sweep.n_projections,
