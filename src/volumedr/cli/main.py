@@ -50,7 +50,16 @@ def cmd_simulate(args) -> int:
     from ..simulate import settings_from_case, simulate, sweep_from_case
 
     out = _check_output(args.output)
-    case = load_case(args.case)
+    if args.from_ct:
+        from ..io.ct_series import case_from_ct
+
+        if args.case:
+            raise VolumedrError("give either a case or --from-ct, not both")
+        case = case_from_ct(args.from_ct)
+    elif not args.case:
+        raise VolumedrError("name a bundled case (see 'volumedr cases') or give --from-ct CT_SERIES_DIR")
+    else:
+        case = load_case(args.case)
     sweep = sweep_from_case(case, kind=args.sweep, total_angle_deg=args.angle, n_projections=args.projections,
                             direction=args.direction, source_to_image_mm=args.sid, pivot_height_mm=args.pivot)
     settings = settings_from_case(case, kvp=args.kvp, sweep_mas=args.mas, plain_film_mas=args.film_mas,
@@ -118,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_cases)
 
     s = sub.add_parser("simulate", help="simulate an acquisition of a bundled case into a study file")
-    s.add_argument("case", help="bundled case name (see 'volumedr cases') or a case .toml file")
+    s.add_argument("case", nargs="?", help="bundled case name (see 'volumedr cases') or a case .toml file")
+    s.add_argument("--from-ct", metavar="CT_SERIES_DIR",
+                   help="simulate from a real axial CT series instead of a bundled case (PA chest protocol)")
     s.add_argument("-o", "--output", required=True, help="study file to write (.h5)")
     s.add_argument("--sweep", choices=["linear", "arc", "opposed"], help="tube motion (default: the case protocol)")
     s.add_argument("--angle", type=float, help="total sweep angle in degrees")

@@ -92,6 +92,12 @@ def _read_one(p: Path, pixels: bool):
             return None
     if "SOPClassUID" not in ds and "Rows" not in ds:
         return None
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:  # a bare data set: record how it was encoded
+        implicit, little = getattr(ds, "original_encoding", (True, True))
+        ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit else
+                                          pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
     return ds
 
 

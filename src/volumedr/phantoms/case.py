@@ -50,10 +50,15 @@ class Case:
     source: str = ""
     patient_axes: str = "LFP"  # patient directions of +x, +y, +z (geometry/patient.py); LFP = PA
     body_part: str = ""  # DICOM Body Part Examined (e.g. CHEST)
+    volume: object = None  # a VoxelVolume (phantoms/volume.py) for cases made from a real CT
+    notes: str = ""  # sources and credits (e.g. the CT collection a voxel case comes from)
 
     def bounds_mm(self) -> np.ndarray:
-        """Axis-aligned bounds of all primitives, shape (2, 3)."""
-        b = np.array([p.bounding_box_mm() for p in self.primitives])
+        """Axis-aligned bounds of all primitives and the voxel volume's body, shape (2, 3)."""
+        boxes = [p.bounding_box_mm() for p in self.primitives]
+        if self.volume is not None:
+            boxes.append(self.volume.body_bounds_mm())
+        b = np.array(boxes)
         return np.stack([b[:, 0].min(axis=0), b[:, 1].max(axis=0)])
 
 

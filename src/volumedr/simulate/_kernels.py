@@ -211,3 +211,55 @@ def label_volume(kinds, Ms, cs, bounds, origin, spacing, shape, labels):
                         inside = abs(u) <= 1.0 and abs(v) <= 1.0 and abs(w) <= 1.0
                     if inside:
                         labels[iz, iy, ix] = k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bilinear(vol, m, s, j0, wj, k0, wk, ny, nx):
+    v = 0.0
+    for dj in range(2):
+        j = j0 + dj
+        if j < 0 or j >= ny:
+            continue
+        fj = wj if dj == 1 else 1.0 - wj
+        for dk in range(2):
+            k = k0 + dk
+            if k < 0 or k >= nx:
+                continue
+            fk = wk if dk == 1 else 1.0 - wk
+            v += fj * fk * vol[m, s, j, k]
+    return v
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def project_planes(vols, a_col, b_col, a_row, b_row, out):
+    """Ray-driven projection of a stack of planes parallel to the detector (one view).
+
+    Plane s pixel (j, k) lies on detector row ``a_row[s] * j + b_row[s]`` and
+    column ``a_col[s] * k + b_col[s]``; detector pixel (r, c) therefore reads
+    plane s at j = (r - b_row[s]) / a_row[s], k = (c - b_col[s]) / a_col[s],
+    interpolated bilinearly (zero outside).  out[m, r, c] = sum_s vols[m, s](j, k).
+    vols (M, S, ny, nx) f32; a_*, b_* (S,) f64; out (M, R, C) f32, overwritten.
+    """
+    M, S, ny, nx = vols.shape
+    R = out.shape[1]
+    C = out.shape[2]
+    for r in prange(R):
+        acc = np.zeros((M, C), np.float64)
+        for s in range(S):
+            jf = (r - b_row[s]) / a_row[s]
+            j0 = int(math.floor(jf))
+            if j0 < -1 or j0 > ny - 1:
+                continue
+            wj = jf - j0
+            inv = 1.0 / a_col[s]
+            for c in range(C):
+                kf = (c - b_col[s]) * inv
+                k0 = int(math.floor(kf))
+                if k0 < -1 or k0 > nx - 1:
+                    continue
+                wk = kf - k0
+                for m in range(M):
+                    acc[m, c] += _bilinear(vols, m, s, j0, wj, k0, wk, ny, nx)
+        for m in range(M):
+            for c in range(C):
+                out[m, r, c] = acc[m, c]

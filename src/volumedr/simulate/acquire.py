@@ -30,7 +30,7 @@ from ..phantoms.case import Case, load_case
 from ..phantoms.materials import Material, mu_table
 from ..phantoms.primitives import PackedPrimitives, pack
 from ..progress import CancelToken, Progress, drive
-from ..study import Study
+from ..study import CTReference, Study
 from ..sysinfo import check_fits
 from . import _kernels as K
 from .ct import ct_reference
@@ -53,7 +53,7 @@ def _csi_efficiency(energies_kev, thickness_mm) -> np.ndarray:
 class _Beam:
     """Spectrum, detector response and attenuation tables for one exposure setting."""
 
-    def __init__(self, packed: PackedPrimitives, detector: Detector, settings: AcquisitionSettings):
+    def __init__(self, material_names, detector: Detector, settings: AcquisitionSettings):
         self.spectrum = Spectrum.from_table(settings.kvp, settings.filtration)
         e, fluence = self.spectrum.binned(settings.energy_bin_kev)
         eta = _csi_efficiency(e, detector.csi_thickness_mm)
@@ -62,17 +62,37 @@ class _Beam:
         self.wq = absorbed / absorbed.sum()
         self.we = absorbed * e / np.sum(absorbed * e)
         self.absorbed_per_mm2_per_mas_at_1m = float(absorbed.sum())
-        self.mu = np.ascontiguousarray(mu_table(packed.material_names, e), dtype=np.float64)
+        self.mu = np.ascontiguousarray(mu_table(list(material_names), e), dtype=np.float64)
 
     def open_field_quanta(self, detector: Detector, mas: float, distance_mm: float, grid_t: float) -> float:
         area = detector.pitch_row_mm * detector.pitch_col_mm
         return self.absorbed_per_mm2_per_mas_at_1m * mas * (1000.0 / distance_mm) ** 2 * area * grid_t
 
 
-def _expose(packed, geometry: AcquisitionGeometry, view: int, beam: _Beam, mas: float,
+class PrimitiveLengths:
+    """Exact per-material path lengths through analytic primitives: (geometry, view, out) -> (M, R, C) mm."""
+
+    def __init__(self, packed: PackedPrimitives):
+        self.packed = packed
+        self.material_names = tuple(packed.material_names)
+
+    def __call__(self, geometry, view, out=None):
+        return path_lengths(self.packed, geometry, view, out=out)
+
+
+def path_length_source(case: Case):
+    """The path-length provider of a case: voxels (a CT volume) or analytic primitives."""
+    if case.volume is not None:
+        from .voxel import VoxelLengths
+
+        return VoxelLengths(case.volume)
+    return PrimitiveLengths(pack(list(case.primitives)))
+
+
+def _expose(lengths, geometry: AcquisitionGeometry, view: int, beam: _Beam, mas: float,
             settings: AcquisitionSettings, rng: np.random.Generator, noise: bool, L_buf=None) -> np.ndarray:
     det = geometry.detector
-    L = path_lengths(packed, geometry, view, out=L_buf)
+    L = lengths(geometry, view, out=L_buf)
     tq = np.empty(det.shape, np.float64)
     te = np.empty(det.shape, np.float64)
     K.polychromatic(L, beam.mu, beam.wq, beam.we, tq, te)
@@ -170,28 +190,32 @@ def simulate(case: Case | str, *, sweep: Sweep | None = None, detector: Detector
     if top >= 0.8 * min(geometry.source_positions_mm[:, 2]):
         raise ParameterError(f"the patient (top at z = {top:.0f} mm) is too close to the tube; increase the SID")
     n = geometry.n_views
-    packed = pack(list(case.primitives))
-    n_mat = len(packed.material_names)
+    lengths = path_length_source(case)
+    n_mat = len(lengths.material_names)
     # projections + one view's work arrays (path lengths, transmissions, noise)
     check_fits(n * detector.rows * detector.cols * 4 + detector.rows * detector.cols * (4 * n_mat + 8 * 6),
                f"{n} projections of {detector.rows} x {detector.cols}")
-    beam = _Beam(packed, detector, settings)
+    beam = _Beam(lengths.material_names, detector, settings)
     projections = np.empty((n, detector.rows, detector.cols), np.float32)
     L_buf = np.empty((n_mat, detector.rows, detector.cols), np.float32)
     mas_view = settings.mas_per_view(n)
     total_steps = n + int(plain_film) + int(ct)
     for i in range(n):
-        projections[i] = _expose(packed, geometry, i, beam, mas_view, settings, rng, noise, L_buf)
+        projections[i] = _expose(lengths, geometry, i, beam, mas_view, settings, rng, noise, L_buf)
         yield Progress("simulating", i + 1, total_steps)
     dr = None
     pf_geom = plain_film_geometry(detector, sweep.source_to_image_mm)
     if plain_film:
-        dr = _expose(packed, pf_geom, 0, beam, settings.plain_film_mas, settings, rng, noise, L_buf)
+        dr = _expose(lengths, pf_geom, 0, beam, settings.plain_film_mas, settings, rng, noise, L_buf)
         yield Progress("simulating", n + 1, total_steps)
     ct_ref = None
     if ct:
-        ct_ref = ct_reference(case, voxel_mm=settings.ct_voxel_mm, noise_hu=settings.ct_noise_hu if noise else 0.0,
-                              energy_kev=settings.ct_effective_energy_kev, rng=rng)
+        if case.volume is not None:  # a real CT: show it as it is
+            v = case.volume
+            ct_ref = CTReference(np.asarray(v.hu, np.float32), tuple(v.spacing_mm), tuple(v.origin_mm))
+        else:
+            ct_ref = ct_reference(case, voxel_mm=settings.ct_voxel_mm, noise_hu=settings.ct_noise_hu if noise else 0.0,
+                                  energy_kev=settings.ct_effective_energy_kev, rng=rng)
         yield Progress("simulating", total_steps, total_steps)
     sweep_dose, film_dose = exam_doses(case, geometry, pf_geom, beam.spectrum, settings)
     b = case.bounds_mm()
@@ -201,7 +225,7 @@ def simulate(case: Case | str, *, sweep: Sweep | None = None, detector: Detector
         "patient_axes": case.patient_axes,
         "body_part": case.body_part,
         "case": case.name, "case_title": case.title, "region": case.region, "history": case.history,
-        "teaching": case.teaching,
+        "teaching": case.teaching, "notes": case.notes,
         "sweep": {"kind": sweep.kind, "total_angle_deg": sweep.total_angle_deg, "n_projections": sweep.n_projections,
                   "source_to_image_mm": sweep.source_to_image_mm, "pivot_height_mm": sweep.pivot_height_mm,
                   "direction": sweep.direction},

@@ -1,0 +1,204 @@
+"""Simulating volume DR from a real CT: reading series robustly, HU -> attenuation, the voxel projector."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from scipy import ndimage
+
+from helpers import exact_projections, sweep_geometry
+from volumedr.errors import StudyFileError
+from volumedr.geometry import Detector, Sweep
+from volumedr.io.ct_series import case_from_ct, read_ct_series
+from volumedr.phantoms.materials import mu_table
+from volumedr.phantoms.primitives import sphere
+from volumedr.phantoms.volume import VoxelVolume, hu_bone, insert_sphere, material_fractions
+from volumedr.reconstruct import ReconSettings, reconstruct
+from volumedr.reconstruct.engine import SliceGrid, plane_coefficients
+from volumedr.simulate import _kernels as K
+from volumedr.simulate import simulate_study
+from volumedr.simulate.voxel import VoxelLengths
+from volumedr.workflow import sharpest_slice
+
+CT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "chest-ct-cptac-pda" / "series"
+needs_ct = pytest.mark.skipif(not CT_DIR.is_dir(), reason="the shared CPTAC-PDA chest CT is not present")
+
+
+# ------------------------------------------------------------------------------------------ physics
+def test_hu_to_attenuation_reproduces_the_ct_numbers():
+    e = 70.0
+    hu = np.array([-1000, -850, -100, 0, 40, 300, 1000, hu_bone(e)], np.float32)
+    w, b = material_fractions(hu, e)
+    mu_w, mu_b = mu_table(["water", "cortical_bone"], [e])[:, 0]
+    back = 1000 * ((w * mu_w + b * mu_b) / mu_w - 1)
+    assert np.allclose(back, hu, atol=0.5)
+    assert (w[0], b[0]) == (0, 0) and (w[3], b[3]) == (1, 0) and b[-1] == pytest.approx(1.0)
+    assert 1000 < hu_bone(e) < 2500  # cortical bone at 70 keV
+
+
+def test_plane_projector_matches_numpy_reference():
+    rng = np.random.default_rng(0)
+    vols = rng.random((2, 5, 40, 50), dtype=np.float32)
+    det = Detector(rows=37, cols=45, pitch_row_mm=1.3, pitch_col_mm=1.1)
+    g = sweep_geometry(n=25, det=det)
+    grid = SliceGrid((40, 50), (1.5, 1.2), (-30.0, -25.0))
+    heights = np.linspace(20, 60, 5)
+    a_col, b_col, a_row, b_row = (c[:, 0, 1].copy() for c in plane_coefficients(g, grid, heights[:, None]))
+    out = np.empty((2, 37, 45), np.float32)
+    K.project_planes(vols, a_col, b_col, a_row, b_row, out)
+    r, c = np.meshgrid(np.arange(37), np.arange(45), indexing="ij")
+    ref = np.zeros_like(out, dtype=np.float64)
+    for m in range(2):
+        for s in range(5):
+            coords = [(r - b_row[s]) / a_row[s], (c - b_col[s]) / a_col[s]]
+            ref[m] += ndimage.map_coordinates(vols[m, s].astype(np.float64), coords, order=1, mode="grid-constant", cval=0.0)
+    assert np.allclose(out, ref, atol=1e-4)
+
+
+def test_voxel_path_lengths_match_exact_chords():
+    """A voxelised water sphere projects like the analytic sphere, up to voxel partial-volume."""
+    det = Detector(rows=96, cols=96, pitch_row_mm=1.0, pitch_col_mm=1.0)
+    g = sweep_geometry(n=25, angle=40, sid=1000, pivot=50, det=det)
+    centre, radius = (4.0, -6.0, 60.0), 25.0
+    vox = 1.0
+    vol = VoxelVolume(hu=np.full((100, 80, 80), -1000.0, np.float32), spacing_mm=(vox, vox, vox),
+                      origin_mm=(-39.5, -39.5, 10.5), effective_energy_kev=60.0)
+    insert_sphere(vol, centre, 2 * radius, 0.0)
+    lengths = VoxelLengths(vol)
+    exact = exact_projections([sphere(centre, radius, "water")], g, 60.0)
+    mu_w = mu_table(["water"], [60.0])[0, 0]
+    for v in (0, 12, 24):
+        L = lengths(g, v)
+        got = L[0] * mu_w
+        inside = exact[v] > 0.5 * exact[v].max()
+        rel = np.abs(got[inside] - exact[v][inside]) / exact[v][inside]
+        assert np.median(rel) < 0.01
+        assert got.sum() == pytest.approx(exact[v].sum(), rel=0.01)  # the sphere's volume is conserved
+        assert np.all(L[1] == 0)
+
+
+def test_obliquity_of_a_uniform_slab():
+    det = Detector(rows=64, cols=64, pitch_row_mm=2.0, pitch_col_mm=2.0)
+    g = sweep_geometry(n=25, angle=60, sid=600, pivot=50, det=det)
+    vol = VoxelVolume(hu=np.zeros((40, 300, 300), np.float32), spacing_mm=(1.0, 2.0, 2.0),
+                      origin_mm=(-299.0, -299.0, 10.5), effective_energy_kev=60.0)
+    L = VoxelLengths(vol)(g, 0)[0]
+    s = g.source_positions_mm[0]
+    x, y = g.pixel_centres_mm(0)
+    ray = np.sqrt((x[None, :] - s[0]) ** 2 + (y[:, None] - s[1]) ** 2 + s[2] ** 2) / s[2]
+    assert np.allclose(L, 40.0 * ray, rtol=2e-3)
+
+
+# ------------------------------------------------------------------------------------------ real CT
+@pytest.fixture(scope="module")
+def ct():
+    return read_ct_series(CT_DIR)
+
+
+@needs_ct
+def test_reads_the_real_chest_ct(ct):
+    assert ct.hu.shape == (102, 512, 512)
+    assert ct.pixel_spacing_mm == pytest.approx((0.8828125, 0.8828125))
+    # air outside the patient and subcutaneous fat where the literature puts it (-190 .. -30 HU)
+    assert np.median(ct.hu[:, :20, :20]) == pytest.approx(-1000, abs=30)
+    fat = ct.hu[(ct.hu > -190) & (ct.hu < -30)]
+    assert fat.size > 100000
+
+
+def _copy_slices(dst: Path, n=12):
+    dst.mkdir()
+    files = sorted(CT_DIR.glob("*.dcm"))[40:40 + n]
+    for f in files:
+        shutil.copy(f, dst / f.name)
+    return sorted(dst.glob("*.dcm"))
+
+
+@needs_ct
+def test_scanner_quirks_are_read(tmp_path):
+    ref = read_ct_series(_copy_slices(tmp_path / "ref").__getitem__(0).parent)
+    quirky = tmp_path / "quirky"
+    files = _copy_slices(quirky)
+    order = np.random.default_rng(1).permutation(len(files))
+    for i, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        if i == 0:  # bare data set: no preamble, no file meta, implicit VR little endian
+            ds.preamble = None
+            ds.file_meta = pydicom.dataset.FileMetaDataset()
+            ds.save_as(f, implicit_vr=True, little_endian=True)
+            assert f.read_bytes()[128:132] != b"DICM"
+            continue
+        if i == 1:  # padding value marks outside-the-field pixels
+            a = ds.pixel_array.copy()
+            a[:5, :5] = 0
+            ds.add_new(0x00280120, "SS" if ds.PixelRepresentation else "US", 0)  # Pixel Padding Value
+            ds.PixelData = a.tobytes()
+        f.rename(quirky / f"x{order[i]:03d}.dcm")  # names no longer in slice order
+        ds.save_as(quirky / f"x{order[i]:03d}.dcm")
+    got = read_ct_series(quirky)
+    pos_ref = ref.positions_mm[:, 2]
+    perm = [int(np.argmin(np.abs(pos_ref - z))) for z in got.positions_mm[:, 2]]
+    assert np.allclose(np.sort(got.positions_mm[:, 2]), np.sort(pos_ref))
+    for i, j in enumerate(perm):
+        same = np.isclose(got.hu[i], ref.hu[j]) | (got.hu[i] == -1000)
+        assert same.all()
+
+
+@needs_ct
+def test_uneven_slice_spacing_is_resampled(ct):
+    from volumedr.phantoms.volume import volume_from_axial_ct
+
+    keep = np.ones(len(ct.hu), bool)
+    keep[[30, 31, 60]] = False  # gaps of 6 and 9 mm
+    full = volume_from_axial_ct(ct.hu, ct.positions_mm, ct.orientation, ct.pixel_spacing_mm, voxel_mm=(4, 4, 4))
+    gappy = volume_from_axial_ct(ct.hu[keep], ct.positions_mm[keep], ct.orientation, ct.pixel_spacing_mm,
+                                 voxel_mm=(4, 4, 4))
+    assert gappy.hu.shape == full.hu.shape
+    assert np.median(np.abs(gappy.hu - full.hu)) < 5
+
+
+@needs_ct
+@pytest.mark.parametrize("change, message", [
+    ("tilt", "gantry tilt 12"),
+    ("size", "differs from"),
+    ("series", "2 CT series"),
+    ("orientation", "ImageOrientationPatient differs"),
+])
+def test_unusable_series_are_refused_by_name(tmp_path, change, message):
+    files = _copy_slices(tmp_path / "s", n=6)
+    ds = pydicom.dcmread(files[2])
+    if change == "tilt":
+        ds.GantryDetectorTilt = 12
+    elif change == "size":
+        ds.Rows = 256
+        ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+    elif change == "series":
+        ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    else:
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 0.97, -0.24]
+    ds.save_as(files[2])
+    with pytest.raises(StudyFileError, match=message):
+        read_ct_series(tmp_path / "s")
+
+
+@needs_ct
+def test_simulated_from_ct_a_nodule_is_in_focus_at_its_height(tmp_path):
+    case = case_from_ct(CT_DIR, voxel_mm=3.0)
+    vol = case.volume
+    assert case.bounds_mm()[0, 2] == pytest.approx(15.0, abs=3.0)  # anterior skin against the detector
+    # a 10 mm solid nodule in the right mid zone, 105 mm behind the anterior skin
+    centre = (-90.0, -60.0, 120.0)
+    before = vol.hu[tuple(np.round([(centre[2] - vol.origin_mm[2]) / 3, (centre[1] - vol.origin_mm[1]) / 3,
+                                    (centre[0] - vol.origin_mm[0]) / 3]).astype(int))]
+    assert before < -600, "the nodule site should be aerated lung"
+    insert_sphere(vol, centre, 10.0, 40.0)
+    sweep = Sweep(kind="linear", total_angle_deg=30, n_projections=31, source_to_image_mm=1800,
+                  pivot_height_mm=100, direction="y")
+    s = simulate_study(case, sweep=sweep, detector=Detector().binned(4), rng=2, noise=False, ct=False)
+    assert s.dr.shape == (512, 512)
+    rec = reconstruct(s.projections, s.geometry, ReconSettings(spacing_mm=3, z_min_mm=60, z_max_mm=200))
+    row, col = rec.pixel_of(centre[0], centre[1])
+    h = rec.heights_mm[sharpest_slice(rec.slices, row, col, rec.pixel_spacing_mm[0])]
+    assert abs(h - centre[2]) <= 6.0
