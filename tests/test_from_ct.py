@@ -202,3 +202,42 @@ def test_simulated_from_ct_a_nodule_is_in_focus_at_its_height(tmp_path):
     row, col = rec.pixel_of(centre[0], centre[1])
     h = rec.heights_mm[sharpest_slice(rec.slices, row, col, rec.pixel_spacing_mm[0])]
     assert abs(h - centre[2]) <= 6.0
+
+
+def test_bundled_ct_case_loads_with_its_lesions():
+    from volumedr.phantoms.case import load_case
+
+    case = load_case("chest_ct")
+    assert case.volume is not None and case.primitives == ()
+    assert "CPTAC-PDA" in case.notes and "CC BY 3.0" in case.notes
+    vol = case.volume
+    for f in case.findings:
+        x, y, z = f.centre_mm
+        k = tuple(int(round((v - o) / s)) for v, o, s in zip((z, y, x), vol.origin_mm[::-1], vol.spacing_mm))
+        assert vol.hu[k] > -100, f"{f.name}: no lesion painted at its centre"
+        assert f.code == "SCT:786838002"
+
+
+def test_bad_volume_cases_name_file_and_line(tmp_path):
+    from volumedr.errors import CaseError
+    from volumedr.phantoms.case import load_case_file
+
+    p = tmp_path / "bad.toml"
+    p.write_text('[case]\nname = "bad"\n\n[volume]\nfile = "missing.npz"\n')
+    with pytest.raises(CaseError, match=r"bad.toml:4: volume file .*missing.npz not found"):
+        load_case_file(p)
+    np.savez(tmp_path / "v.npz", hu=np.zeros((4, 4, 4), np.int16), spacing_mm=[2, 2, 2], origin_mm=[0, 0, 10])
+    p.write_text('[case]\nname = "bad"\n\n[volume]\nfile = "v.npz"\n\n[[lesion]]\ncentre_mm = [0, 0, 12]\n'
+                 'diameter_mm = 2\nhu = 40\n\n[[lesion]]\ncentre_mm = [900, 0, 12]\ndiameter_mm = 2\nhu = 40\n')
+    with pytest.raises(CaseError, match=r"bad.toml:12 \(lesion 2\): lesion at .* outside"):
+        load_case_file(p)
+
+
+def test_cli_simulate_needs_a_case_or_a_ct(tmp_path, capsys):
+    from volumedr.cli.main import main
+
+    assert main(["simulate", "-o", str(tmp_path / "x.h5")]) == 2
+    assert "--from-ct" in capsys.readouterr().err
+    assert main(["simulate", "--from-ct", str(tmp_path), "-o", str(tmp_path / "x.h5")]) == 2
+    assert "no DICOM files" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()

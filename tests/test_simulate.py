@@ -6,7 +6,7 @@ from volumedr.errors import ParameterError
 from volumedr.geometry import Detector, Sweep
 from volumedr.phantoms.primitives import box, sphere
 from volumedr.simulate import AcquisitionSettings, Spectrum, simulate_study
-from volumedr.simulate.acquire import _Beam, _expose
+from volumedr.simulate.acquire import PrimitiveLengths, _Beam, _expose
 from volumedr.phantoms.primitives import pack
 
 SWEEP = Sweep(kind="linear", total_angle_deg=30, n_projections=25, source_to_image_mm=1200, pivot_height_mm=50,
@@ -29,10 +29,10 @@ def test_spectrum_table_matches_spekpy_reference_values():
 def expose_uniform(case, mas, noise, rng, det=None):
     det = det or small_detector(64, 1.0)
     g = SWEEP.geometry(det)
-    packed = pack(list(case.primitives))
+    lengths = PrimitiveLengths(pack(list(case.primitives)))
     st = AcquisitionSettings(grid=False)
-    beam = _Beam(packed, det, st)
-    return _expose(packed, g, 12, beam, mas, st, rng, noise)
+    beam = _Beam(lengths.material_names, det, st)
+    return _expose(lengths, g, 12, beam, mas, st, rng, noise)
 
 
 def test_noise_variance_tracks_the_mean_count():

@@ -243,3 +243,42 @@ def test_screenshot_command_saves_the_reconstructed_window(tmp_path):
                         "--screenshot", str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert out.exists() and out.stat().st_size > 50000
+
+
+def _wait_job(window, qapp, name, timeout=120):
+    import time
+
+    t0 = time.monotonic()
+    while window.worker is not None and window.worker.name == name and not window.worker.done \
+            and time.monotonic() - t0 < timeout:
+        qapp.processEvents()
+        time.sleep(0.01)
+    qapp.processEvents()
+
+
+def test_export_dicom_from_the_window(window, qapp, tmp_path):
+    import pydicom
+
+    out = tmp_path / "dicom"
+    window.export_dicom(out, "ct")
+    _wait_job(window, qapp, "exporting DICOM")
+    slices = sorted((out / "slices").glob("*.dcm"))
+    assert len(slices) == len(window.rec.heights_mm)
+    assert len(list((out / "projections").glob("*.dcm"))) == window.study.geometry.n_views
+    d = pydicom.dcmread(slices[0])
+    assert d.Modality == "CT" and float(d.SliceLocation) == pytest.approx(min(window.rec.heights_mm), abs=1e-3)
+    assert "exported" in window.status_label.text()
+
+
+def test_send_to_an_unreachable_pacs_reports_the_error(window, qapp):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    window.last_error = None
+    window.send_to_pacs(f"ORTHANC@127.0.0.1:{port}", timeout_s=3)
+    _wait_job(window, qapp, "sending to PACS")
+    assert window.last_error is not None and "cannot reach the PACS" in window.last_error
+    window.send_to_pacs("not an address")
+    assert "AET@HOST:PORT" in window.last_error

@@ -1,6 +1,7 @@
 """The review workstation window: three linked panes, cine, controls, case notes."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker: GeneratorWorker | None = None
         self._workers: list[GeneratorWorker] = []
         self.last_error: str | None = None
+        self.settings_pacs: str | None = None
         self._error_box = None
         self._cine_dir = 1
         self._build_panes()
@@ -258,6 +260,8 @@ class MainWindow(QtWidgets.QMainWindow):
         for label, slot, key in (("&Open study...", self.open_dialog, QtGui.QKeySequence.StandardKey.Open),
                                  ("&Save study as...", self.save_dialog, QtGui.QKeySequence.StandardKey.Save),
                                  ("&Export view as PNG...", self.export_dialog, None),
+                                 ("Export &DICOM...", self.export_dicom_dialog, None),
+                                 ("Send to &PACS...", self.send_dialog, None),
                                  ("&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)):
             a = QtGui.QAction(label, self)
             a.triggered.connect(slot)
@@ -762,6 +766,82 @@ class MainWindow(QtWidgets.QMainWindow):
         if not ok:
             self.show_error(f"could not write {path}")
         return ok
+
+    # ------------------------------------------------------------------ DICOM
+    SLICE_CHOICES = ("CT (scrolls as a stack in every viewer)", "DX (radiography semantics)")
+
+    def _study_for_export(self):
+        if self.study is None:
+            self.show_error("nothing to export: acquire or open a study first")
+            return None
+        study = copy.copy(self.study)
+        study.reconstruction = self.rec
+        return study
+
+    def export_dicom_dialog(self):
+        if self._study_for_export() is None:
+            return
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export DICOM into folder")
+        if not folder:
+            return
+        choice, ok = QtWidgets.QInputDialog.getItem(self, "Export DICOM", "Slices as:", self.SLICE_CHOICES, 0, False)
+        if ok:
+            name = f"{self.study.metadata.get('case', 'study')}-dicom"
+            out = Path(folder) / name
+            n = 2
+            while out.exists():
+                out = Path(folder) / f"{name}-{n}"
+                n += 1
+            self.export_dicom(out, "ct" if choice.startswith("CT") else "dx")
+
+    def export_dicom(self, outdir, as_: str = "ct"):
+        """Write the study (with the slices on screen) as DICOM into the new folder ``outdir``, in a worker."""
+        from ..io.dicom_export import export_dicom
+
+        study = self._study_for_export()
+        if study is None:
+            return None
+
+        def job():
+            return (yield from export_dicom(study, outdir, as_=as_))
+
+        def done(summary):
+            self.status_label.setText(f"exported {len(summary.files)} DICOM files to {summary.outdir}")
+
+        return self._start("exporting DICOM", job, done)
+
+    def send_dialog(self):
+        if self._study_for_export() is None:
+            return
+        text, ok = QtWidgets.QInputDialog.getText(self, "Send to PACS", "PACS (AET@HOST:PORT):",
+                                                  text=self.settings_pacs or "ORTHANC@127.0.0.1:4242")
+        if ok and text:
+            self.send_to_pacs(text)
+
+    def send_to_pacs(self, address: str, as_: str = "ct", timeout_s: float = 30.0):
+        """Export to a temporary folder and C-STORE every image to ``address`` (AET@HOST:PORT), in a worker."""
+        import tempfile
+
+        from ..io.dicom_export import export_dicom
+        from ..io.pacs import parse_peer, send_files
+
+        study = self._study_for_export()
+        if study is None:
+            return None
+        try:
+            peer = parse_peer(address)
+        except VolumedrError as exc:
+            self.show_error(str(exc))
+            return None
+        self.settings_pacs = address
+
+        def job():
+            with tempfile.TemporaryDirectory(prefix="volumedr-send-") as tmp:
+                summary = yield from export_dicom(study, Path(tmp) / "export", as_=as_)
+                n = yield from send_files(summary.files, peer, timeout_s=timeout_s)
+            return n
+
+        return self._start("sending to PACS", job, lambda n: self.status_label.setText(f"sent {n} images to {peer}"))
 
     def closeEvent(self, ev):
         for w in self._workers:

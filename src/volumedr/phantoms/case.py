@@ -126,8 +126,12 @@ def load_case_file(path: Path | str) -> Case:
     lines = _object_lines(text)
     prims: list[P.Primitive] = []
     objs = data.get("object", [])
-    if not objs:
-        raise CaseError(f"{path}: a case needs at least one [[object]]")
+    volume = _load_volume(data, path, text) if "volume" in data else None
+    if not objs and volume is None:
+        raise CaseError(f"{path}: a case needs at least one [[object]] (or a [volume])")
+    if objs and volume is not None:
+        raise CaseError(f"{path}: a case has either [[object]] primitives or a [volume], not both "
+                        "(put lesions into a volume with [[lesion]])")
     for i, obj in enumerate(objs):
         where = f"{path}:{lines[i] if i < len(lines) else '?'} (object {i + 1})"
         prims.extend(_build(obj, where))
@@ -149,7 +153,56 @@ def load_case_file(path: Path | str) -> Case:
         reconstruction=dict(data.get("reconstruction", {})), field_mm=(float(fm[0]), float(fm[1])),
         effective_dose_coeff_msv_per_gy_cm2=float(meta.get("effective_dose_coeff_msv_per_gy_cm2", 0.26)),
         effective_dose_reference=str(meta.get("effective_dose_reference", "")), source=str(path),
-        patient_axes=_patient_axes(meta.get("patient_axes", "LFP"), path), body_part=str(meta.get("body_part", "")).upper())
+        patient_axes=_patient_axes(meta.get("patient_axes", "LFP"), path), body_part=str(meta.get("body_part", "")).upper(),
+        volume=volume, notes=str(meta.get("notes", "")).strip())
+
+
+def _line_of(text: str, pattern: str, index: int = 0):
+    hits = [i + 1 for i, line in enumerate(text.splitlines()) if re.match(pattern, line)]
+    return hits[index] if index < len(hits) else "?"
+
+
+_VOLUME_RX = r"\s*\[\s*volume\s*\]"
+_LESION_RX = r"\s*\[\[\s*lesion\s*\]\]"
+
+
+def _load_volume(data: dict, path: Path, text: str):
+    """A [volume] (a CT volume file beside the case) with its [[lesion]] spheres painted in."""
+    from .volume import VoxelVolume, insert_sphere
+
+    spec = data["volume"]
+    where = f"{path}:{_line_of(text, _VOLUME_RX)}"
+    if "file" not in spec:
+        raise CaseError(f"{where}: [volume] needs file = \"....npz\" (relative to the case file)")
+    vpath = (path.parent / str(spec["file"])).resolve()
+    try:
+        with np.load(vpath) as z:
+            hu = z["hu"].astype(np.float32)
+            spacing = tuple(float(v) for v in z["spacing_mm"])
+            origin = tuple(float(v) for v in z["origin_mm"])
+    except FileNotFoundError:
+        raise CaseError(f"{where}: volume file {vpath} not found") from None
+    except (OSError, KeyError, ValueError) as exc:
+        raise CaseError(f"{where}: volume file {vpath} is not a volumedr volume (.npz with hu, spacing_mm, "
+                        f"origin_mm): {exc}") from None
+    vol = VoxelVolume(hu=hu, spacing_mm=spacing, origin_mm=origin,
+                      effective_energy_kev=float(spec.get("effective_energy_kev", 70.0)),
+                      description=str(spec.get("description", "")))
+    for i, les in enumerate(data.get("lesion", [])):
+        lw = f"{path}:{_line_of(text, _LESION_RX, i)} (lesion {i + 1})"
+        try:
+            c = [float(v) for v in les["centre_mm"]]
+            if len(c) != 3:
+                raise ValueError("centre_mm needs 3 numbers")
+            d = float(les["diameter_mm"])
+            if not d > 0:
+                raise ValueError(f"diameter_mm must be positive, got {d}")
+            insert_sphere(vol, c, d, float(les["hu"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CaseError(f"{lw}: {exc}") from None
+        except CaseError as exc:
+            raise CaseError(f"{lw}: {exc}") from None
+    return vol
 
 
 def _patient_axes(value, path) -> str:
