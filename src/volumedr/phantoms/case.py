@@ -31,6 +31,7 @@ class Finding:
     occult_on_plain_film: bool = False
     description: str = ""
     code: str = ""
+    contrast: str = "dense"  # "dense" (brighter than its surround: nodule, stone) or "lucent" (lytic lesion, gas)
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,11 @@ def load_case_file(path: Path | str) -> Case:
             c = tuple(float(v) for v in f["centre_mm"])
             if len(c) != 3:
                 raise ValueError("centre_mm needs 3 numbers")
+            contrast = str(f.get("contrast", "dense"))
+            if contrast not in ("dense", "lucent"):
+                raise ValueError(f"contrast must be 'dense' or 'lucent', got {contrast!r}")
             findings.append(Finding(str(f["name"]), c, float(f["size_mm"]), bool(f.get("occult_on_plain_film", False)),
-                                    str(f.get("description", "")), str(f.get("code", ""))))
+                                    str(f.get("description", "")), str(f.get("code", "")), contrast))
         except (KeyError, ValueError, TypeError) as exc:
             raise CaseError(f"{path}: finding {i + 1}: {exc}") from None
     fm = meta.get("field_mm", (350.0, 350.0))

@@ -240,7 +240,8 @@ def simulate(case: Case | str, *, sweep: Sweep | None = None, detector: Detector
         "simulation_seconds": time.perf_counter() - t_start,
     }
     findings = [{"name": f.name, "centre_mm": list(f.centre_mm), "size_mm": f.size_mm,
-                 "occult_on_plain_film": f.occult_on_plain_film, "description": f.description, "code": f.code}
+                 "occult_on_plain_film": f.occult_on_plain_film, "description": f.description, "code": f.code,
+                 "contrast": f.contrast}
                 for f in case.findings]
     return Study(projections=projections, geometry=geometry, dr=dr, ct_reference=ct_ref, metadata=meta,
                  findings=findings)
