@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StudyFileError
-from .dicom_import import read_headers
+from .dicom_import import _pixels, read_headers
 
 AIR_HU = -1000.0
 
@@ -67,12 +67,7 @@ def read_ct_series(folder: str | os.PathLike) -> AxialCT:
             raise StudyFileError(f"{d.filename}: PixelSpacing differs from the rest of the series")
     hu = np.empty((len(dss), int(first.Rows), int(first.Columns)), np.float32)
     for i, d in enumerate(dss):
-        try:
-            a = d.pixel_array
-        except Exception as exc:
-            raise StudyFileError(f"{d.filename}: cannot decode the pixel data ({exc})") from None
-        if a.ndim != 2:
-            raise StudyFileError(f"{d.filename}: expected single-frame slices, got pixel shape {a.shape}")
+        a = _pixels(d)
         pad = d.get("PixelPaddingValue")
         v = a.astype(np.float32) * float(d.get("RescaleSlope", 1) or 1) + float(d.get("RescaleIntercept", 0) or 0)
         if pad is not None:

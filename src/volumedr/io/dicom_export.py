@@ -175,15 +175,17 @@ class _Writer:
         return ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
 
     @staticmethod
-    def pixels_uint16(ds: Dataset, img: np.ndarray, scale: float, offset: float) -> None:
-        stored = np.clip(np.rint((img - offset) / scale), 0, 65535).astype(np.uint16)
+    def pixels_16bit(ds: Dataset, img: np.ndarray, scale: float, offset: float, signed: bool = False) -> None:
+        """Store (img - offset) / scale as 16-bit integers (unsigned, or signed for CT)."""
+        lo, hi, dtype = (-32768, 32767, np.int16) if signed else (0, 65535, np.uint16)
+        stored = np.clip(np.rint((img - offset) / scale), lo, hi).astype(dtype)
         ds.Rows, ds.Columns = stored.shape
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
         ds.BitsAllocated = 16
         ds.BitsStored = 16
         ds.HighBit = 15
-        ds.PixelRepresentation = 0
+        ds.PixelRepresentation = int(signed)
         ds.PixelData = stored.tobytes()
 
     def dx_modules(self, ds: Dataset, *, for_processing: bool, imager_spacing_mm, scale: float, offset: float,
@@ -237,7 +239,7 @@ class _Writer:
         ds.DistanceSourceToPatient = f"{sid - float(self._skin_near()):.1f}"
         self.dx_modules(ds, for_processing=False, imager_spacing_mm=(g.detector.pitch_row_mm, g.detector.pitch_col_mm),
                         scale=DX_SCALE, offset=DX_OFFSET, window=_window(dr[None]))
-        self.pixels_uint16(ds, dr, DX_SCALE, DX_OFFSET)
+        self.pixels_16bit(ds, dr, DX_SCALE, DX_OFFSET)
         self._exposure(ds, mas=(self.meta.get("acquisition") or {}).get("plain_film_mas"))
         path = out / "film" / "IM0001.dcm"
         yield path, ds
@@ -261,7 +263,7 @@ class _Writer:
             self.dx_modules(ds, for_processing=True, imager_spacing_mm=(g.detector.pitch_row_mm, g.detector.pitch_col_mm),
                             scale=DX_SCALE, offset=DX_OFFSET)
             self.tomo_acquisition(ds, pivot)
-            self.pixels_uint16(ds, st.projections[i], DX_SCALE, DX_OFFSET)
+            self.pixels_16bit(ds, st.projections[i], DX_SCALE, DX_OFFSET)
             blk = self.private(ds)
             blk.add_new(0x01, "FD", [float(v) for v in src])
             blk.add_new(0x02, "FD", [float(v) for v in det])
@@ -299,15 +301,7 @@ class _Writer:
                 ds.ImageType = ["DERIVED", "PRIMARY", "AXIAL"]
                 ds.RescaleIntercept = f"{intercept:g}"
                 ds.RescaleSlope = f"{slope:g}"
-                stored = np.clip(np.rint((img - intercept) / slope), -32768, 32767).astype(np.int16)
-                ds.Rows, ds.Columns = stored.shape
-                ds.SamplesPerPixel = 1
-                ds.PhotometricInterpretation = "MONOCHROME2"
-                ds.BitsAllocated = 16
-                ds.BitsStored = 16
-                ds.HighBit = 15
-                ds.PixelRepresentation = 1
-                ds.PixelData = stored.tobytes()
+                self.pixels_16bit(ds, img, slope, intercept, signed=True)
                 ds.WindowCenter = f"{window[0]:.4g}"
                 ds.WindowWidth = f"{window[1]:.4g}"
                 ds.WindowCenterWidthExplanation = "volumedr default"
@@ -321,7 +315,7 @@ class _Writer:
                 ds.PixelSpacingCalibrationType = "GEOMETRY"
                 ds.PixelSpacingCalibrationDescription = "in the slice plane (corrected for magnification)"
                 self.tomo_acquisition(ds, h)
-                self.pixels_uint16(ds, img, slope, intercept)
+                self.pixels_16bit(ds, img, slope, intercept)
             ds.PixelSpacing = [f"{float(v):.6g}" for v in r.pixel_spacing_mm]
             ds.SliceThickness = f"{float(r.thickness_mm):.4g}"
             ds.SpacingBetweenSlices = f"{step:.4g}"
