@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_chest_case import fmt, obj  # noqa: E402
+from make_chest_case import fmt, obj, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METTLER = "Mettler FA, Huda W, Yoshizumi TT, Mahesh M. Effective doses in radiology and diagnostic nuclear medicine: a catalog. Radiology 2008;248:254-263"
@@ -67,26 +67,11 @@ teaching = """
 
 def protocol(kind="linear", direction="y", angle=30.0, n=60, sid=1100.0, pivot=80.0, kvp=80.0, filt="2.5Al+0.1Cu",
              sweep_mas=10.0, film_mas=5.0, rng=(10.0, 200.0), spacing=2.0):
-    return f'''
-[protocol]
-kind = "{kind}"
-direction = "{direction}"
-total_angle_deg = {angle}
-n_projections = {n}
-source_to_image_mm = {sid}
-pivot_height_mm = {pivot}
-kvp = {kvp}
-filtration = "{filt}"
-sweep_mas = {sweep_mas}
-plain_film_mas = {film_mas}
-
-[reconstruction]
-method = "fbp"
-range_mm = [{rng[0]}, {rng[1]}]
-spacing_mm = {spacing}
-thickness_mm = {spacing}
-
-'''
+    return ("\n" + table("protocol", {
+        "kind": kind, "direction": direction, "total_angle_deg": angle, "n_projections": n, "source_to_image_mm": sid,
+        "pivot_height_mm": pivot, "kvp": kvp, "filtration": filt, "sweep_mas": sweep_mas, "plain_film_mas": film_mas})
+        + "\n" + table("reconstruction", {"method": "fbp", "range_mm": list(rng), "spacing_mm": spacing,
+                                           "thickness_mm": spacing}) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------- KUB

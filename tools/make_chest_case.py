@@ -19,6 +19,29 @@ def fmt(v):
     return "[" + ", ".join(f"{x:.1f}" for x in v) + "]"
 
 
+def toml_value(v):
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v)).lower()
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return repr(float(v))
+
+
+def table(name, mapping) -> str:
+    """A TOML table ``[name]`` with one ``key = value`` line per item."""
+    return f"[{name}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in mapping.items())
+
+
+PROTOCOL = {"kind": "linear", "direction": "y", "total_angle_deg": 30.0, "n_projections": 60,
+            "source_to_image_mm": SID, "pivot_height_mm": 100.0, "kvp": 120.0, "filtration": "2.5Al+0.1Cu",
+            "sweep_mas": 19.2, "plain_film_mas": 1.9}
+RECONSTRUCTION = {"method": "fbp", "range_mm": [20.0, 240.0], "spacing_mm": 2.0, "thickness_mm": 2.0}
+
+
 def obj(type_, label, material, **kw):
     lines = ["[[object]]", f'type = "{type_}"', f'label = "{label}"', f'material = "{material}"']
     for k, v in kw.items():
@@ -83,25 +106,7 @@ lesions; out-of-plane ripple of ribs crosses the lungs on every slice. Compared 
 of the dose (0.12 mSv vs 3 mSv) but no true cross-section and no calibrated density.
 """
 
-[protocol]
-kind = "linear"
-direction = "y"
-total_angle_deg = 30.0
-n_projections = 60
-source_to_image_mm = 1800.0
-pivot_height_mm = 100.0
-kvp = 120.0
-filtration = "2.5Al+0.1Cu"
-sweep_mas = 19.2
-plain_film_mas = 1.9
-
-[reconstruction]
-method = "fbp"
-range_mm = [20.0, 240.0]
-spacing_mm = 2.0
-thickness_mm = 2.0
-
-'''
+''' + table("protocol", PROTOCOL) + "\n" + table("reconstruction", RECONSTRUCTION) + "\n"
 
 
 def body():

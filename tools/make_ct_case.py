@@ -17,7 +17,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from volumedr.io.ct_series import case_from_ct  # noqa: E402
+from volumedr.io.ct_series import CHEST_PROTOCOL, case_from_ct  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tools"))
+from make_chest_case import table  # noqa: E402
 
 DEFAULT_CT = ROOT.parent / "shared" / "data" / "chest-ct-cptac-pda" / "series"
 
@@ -107,24 +110,9 @@ Compared with CT: the CT pane shows the same real CT; tomosynthesis resolves dep
 and blurs structures above and below along the sweep direction.
 """
 
-[protocol]
-kind = "linear"
-direction = "y"
-total_angle_deg = 30.0
-n_projections = 60
-source_to_image_mm = 1800.0
-pivot_height_mm = 100.0
-kvp = 120.0
-filtration = "2.5Al+0.1Cu"
-sweep_mas = 19.2
-plain_film_mas = 1.9
-
-[reconstruction]
-method = "fbp"
-range_mm = [20.0, {10 * np.floor((top - 10) / 10):.1f}]
-spacing_mm = 2.0
-thickness_mm = 2.0
-
+''' + table("protocol", CHEST_PROTOCOL) + "\n" + table("reconstruction", {
+        "method": "fbp", "range_mm": [20.0, float(10 * np.floor((top - 10) / 10))], "spacing_mm": 2.0,
+        "thickness_mm": 2.0}) + f'''
 [volume]
 file = "chest_ct.npz"
 effective_energy_kev = {vol.effective_energy_kev:.1f}
