@@ -53,3 +53,16 @@ def rotated_geometry(geometry: AcquisitionGeometry, degrees: float) -> Acquisiti
 def sweep_geometry(kind="linear", direction="x", n=25, angle=40.0, sid=1000.0, pivot=50.0, det=None):
     return Sweep(kind=kind, total_angle_deg=angle, n_projections=n, source_to_image_mm=sid, pivot_height_mm=pivot,
                  direction=direction).geometry(det or small_detector())
+
+
+def write_minimal_study(path, projections, source_positions_mm, pitch_mm=(1.0, 1.0)) -> None:
+    """A study file with only the required items, as another program would write it (docs/file-format.md)."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "volumedr-study"
+        f.attrs["format_version"] = 1
+        f["projections"] = np.asarray(projections, np.float32)
+        g = f.create_group("geometry")
+        g["source_positions_mm"] = np.asarray(source_positions_mm, np.float64)
+        g.attrs["detector_pixel_pitch_mm"] = list(pitch_mm)

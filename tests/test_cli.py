@@ -5,6 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
+from helpers import write_minimal_study
 from volumedr.cli.main import main
 
 
@@ -58,13 +59,8 @@ def test_errors_are_one_clear_line(args, msg, tmp_path, monkeypatch):
 
 def test_bad_reconstruction_requests_leave_the_file_untouched(tmp_path):
     p = tmp_path / "s.h5"
-    with h5py.File(p, "w") as f:
-        f.attrs["format"] = "volumedr-study"
-        f.attrs["format_version"] = 1
-        f["projections"] = np.zeros((25, 16, 16), np.float32)
-        g = f.create_group("geometry")
-        g["source_positions_mm"] = np.stack([np.linspace(-200, 200, 25), np.zeros(25), np.full(25, 1000.0)], 1)
-        g.attrs["detector_pixel_pitch_mm"] = [1.0, 1.0]
+    write_minimal_study(p, np.zeros((25, 16, 16)),
+                        np.stack([np.linspace(-200, 200, 25), np.zeros(25), np.full(25, 1000.0)], 1), (1.0, 1.0))
     before = p.read_bytes()
     for args, msg in [(["--range", "0:50"], "above the detector"), (["--range", "10:1200"], "below the source"),
                       (["--spacing", "0.05"], "at least 0.1 mm"), (["--range", "50:10"], "empty"),

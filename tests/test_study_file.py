@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import make_case, small_detector
+from helpers import make_case, small_detector, write_minimal_study
 from volumedr.errors import StudyFileError
 from volumedr.geometry import Sweep
 from volumedr.io.study_file import ReconstructionWriter, read_study, write_reconstruction, write_study
@@ -40,13 +40,7 @@ def test_round_trip_keeps_everything(tmp_path, study):
 
 def test_minimal_file_from_another_program_is_accepted(tmp_path):
     p = tmp_path / "other.h5"
-    with h5py.File(p, "w") as f:
-        f.attrs["format"] = "volumedr-study"
-        f.attrs["format_version"] = 1
-        f["projections"] = np.zeros((3, 8, 10), np.float32)
-        g = f.create_group("geometry")
-        g["source_positions_mm"] = np.array([[-100.0, 0, 1000], [0, 0, 1000], [100, 0, 1000]])
-        g.attrs["detector_pixel_pitch_mm"] = [0.5, 0.4]
+    write_minimal_study(p, np.zeros((3, 8, 10)), [[-100.0, 0, 1000], [0, 0, 1000], [100, 0, 1000]], (0.5, 0.4))
     s = read_study(p)
     assert s.geometry.detector.shape == (8, 10) and s.geometry.detector.pitch_col_mm == 0.4
     assert np.all(s.geometry.detector_centres_mm == 0) and s.dr is None and s.reconstruction is None

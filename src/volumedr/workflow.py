@@ -70,6 +70,18 @@ def slab(slices: np.ndarray, index: int, n: int, mode: str) -> np.ndarray:
     return block.max(axis=0) if mode == "mip" else block.mean(axis=0)
 
 
+def _neighbourhood(shape, row: float, col: float, r: float, *, exact_centre: bool):
+    """(ys, xs, rr, ok): pixel indices within 2.5 r of (row, col), their distance from it (from the nearest
+    pixel centre unless ``exact_centre``) and whether they lie inside an image of ``shape``."""
+    half = int(np.ceil(2.5 * r)) + 1
+    r0, c0 = int(round(row)), int(round(col))
+    ys, xs = np.mgrid[-half:half + 1, -half:half + 1]
+    rr = np.hypot(ys + r0 - row, xs + c0 - col) if exact_centre else np.hypot(ys, xs)
+    ys, xs = ys + r0, xs + c0
+    ok = (ys >= 0) & (ys < shape[0]) & (xs >= 0) & (xs < shape[1])
+    return ys, xs, rr, ok
+
+
 def focus_profile(slices: np.ndarray, row: float, col: float, pixel_mm: float = 1.0,
                   radii_mm=(2.5, 4.0, 6.0)) -> np.ndarray:
     """Focus measure of every slice for a dense structure centred at (row, col).
@@ -87,12 +99,7 @@ def focus_profile(slices: np.ndarray, row: float, col: float, pixel_mm: float = 
     best = np.full(n, -np.inf)
     for r_mm in radii_mm:
         r = max(1.0, r_mm / pixel_mm)
-        half = int(np.ceil(2.5 * r)) + 1
-        r0, c0 = int(round(row)), int(round(col))
-        ys, xs = np.mgrid[-half:half + 1, -half:half + 1]
-        rr = np.hypot(ys, xs)
-        ys, xs = ys + r0, xs + c0
-        ok = (ys >= 0) & (ys < ny) & (xs >= 0) & (xs < nx)
+        ys, xs, rr, ok = _neighbourhood((ny, nx), row, col, r, exact_centre=False)
         disc = ok & (rr <= r)
         ring = ok & (rr >= 1.5 * r) & (rr <= 2.5 * r)
         if disc.sum() == 0 or ring.sum() == 0:
@@ -120,12 +127,7 @@ def contrast_to_noise(image: np.ndarray, row: float, col: float, radius_px: floa
     """
     img = np.asarray(image, np.float64)
     r = max(1.0, float(radius_px))
-    half = int(np.ceil(2.5 * r)) + 1
-    r0, c0 = int(round(row)), int(round(col))
-    ys, xs = np.mgrid[-half:half + 1, -half:half + 1]
-    rr = np.hypot(ys + r0 - row, xs + c0 - col)
-    ys, xs = ys + r0, xs + c0
-    ok = (ys >= 0) & (ys < img.shape[0]) & (xs >= 0) & (xs < img.shape[1])
+    ys, xs, rr, ok = _neighbourhood(img.shape, row, col, r, exact_centre=True)
     disc = ok & (rr <= 0.8 * r)
     ring = ok & (rr >= 1.5 * r) & (rr <= 2.5 * r)
     if disc.sum() < 1 or ring.sum() < 6:

@@ -28,7 +28,7 @@ def cmd_export(args) -> int:
 
     t0 = time.perf_counter()
     study = read_study(args.study)
-    s = drive(export_dicom(study, args.outdir, as_=args.as_, kinds=_kinds(args.series), source=args.study,
+    s = drive(export_dicom(study, args.outdir, as_=args.as_, kinds=_kinds(args.series),
                            overwrite=args.overwrite), on_progress=TerminalBar())
     parts = ", ".join(f"{n} {k}" for k, (_, n) in s.series.items())
     print(f"{args.study}: {len(s.files)} DICOM files ({parts}; slices as {args.as_.upper()}) in "
@@ -66,7 +66,7 @@ def cmd_send(args) -> int:
 
         study = read_study(src)
         with tempfile.TemporaryDirectory(prefix="volumedr-send-") as tmp:
-            s = drive(export_dicom(study, Path(tmp) / "export", as_=args.as_, kinds=_kinds(args.series), source=src),
+            s = drive(export_dicom(study, Path(tmp) / "export", as_=args.as_, kinds=_kinds(args.series)),
                       on_progress=TerminalBar())
             n = drive(send_files(s.files, peer, timeout_s=args.timeout), on_progress=TerminalBar())
     print(f"sent {n} images to {peer} in {time.perf_counter() - t0:.1f} s")

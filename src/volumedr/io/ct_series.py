@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StudyFileError
+from ..phantoms.volume import AIR_HU
 from .dicom_import import _pixels, read_headers
-
-AIR_HU = -1000.0
 
 
 @dataclass

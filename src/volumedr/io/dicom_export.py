@@ -75,7 +75,7 @@ def _uid(*parts) -> str:
     return generate_uid(prefix=UID_ROOT, entropy_srcs=[str(p) for p in parts])
 
 
-def study_uid_of(study: Study, source: str | os.PathLike | None = None) -> str:
+def study_uid_of(study: Study) -> str:
     uid = study.metadata.get("study_instance_uid")
     if uid:
         return str(uid)
@@ -107,11 +107,11 @@ def _window(values: np.ndarray) -> tuple[float, float]:
 
 
 class _Writer:
-    def __init__(self, study: Study, source):
+    def __init__(self, study: Study):
         self.study = study
         self.meta = study.metadata
         self.frame = patient_frame_of(study)
-        self.study_uid = study_uid_of(study, source)
+        self.study_uid = study_uid_of(study)
         self.for_uid = _uid(self.study_uid, "frame-of-reference")
         self.when = _acquired(study)
         self.case = str(self.meta.get("case", "") or "study")
@@ -392,7 +392,7 @@ def _view_code(view_position: str) -> list:
 KINDS = ("film", "projections", "slices")
 
 
-def export_dicom(study: Study, outdir: str | os.PathLike, *, as_: str = "ct", kinds=KINDS, source=None,
+def export_dicom(study: Study, outdir: str | os.PathLike, *, as_: str = "ct", kinds=KINDS,
                  overwrite: bool = False):
     """Write the study's series under ``outdir`` (a generator yielding Progress; returns ExportSummary)."""
     if as_ not in ("ct", "dx"):
@@ -409,7 +409,7 @@ def export_dicom(study: Study, outdir: str | os.PathLike, *, as_: str = "ct", ki
     parent = outdir.resolve().parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise StudyFileError(f"cannot write {outdir}: folder {parent} does not exist or is not writable")
-    w = _Writer(study, source)
+    w = _Writer(study)
     plans = []
     if "film" in kinds and study.dr is not None:
         plans.append(("film", 1, lambda o: w.film(o)))

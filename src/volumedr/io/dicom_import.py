@@ -40,8 +40,6 @@ from ..geometry.patient import PatientFrame
 from ..study import Reconstruction, Study
 from .dicom_export import DX_PROCESSING, DX_SCALE, PRIVATE_CREATOR, PRIVATE_GROUP
 
-PROJ_INVALID = 4096.0
-
 
 def _files(folder: Path) -> list[Path]:
     if not folder.exists():
@@ -210,11 +208,6 @@ def _projections(series: list, direction: str):
     return proj, geom, first
 
 
-def _film(series: list) -> np.ndarray:
-    ds = series[0]
-    return _projection_values(ds)
-
-
 def read_slice_series(series: list) -> tuple[Reconstruction, PatientFrame]:
     """A slice series (CT or DX; volumedr's or any stack parallel to the detector) as a Reconstruction."""
     first = series[0]
@@ -271,7 +264,7 @@ def import_dicom(folder: str | os.PathLike, *, sweep_direction: str = "y") -> St
     if len(groups["projections"]) > 1:
         raise StudyFileError(f"{folder}: {len(groups['projections'])} projection series; put one series in the folder")
     proj, geom, first = _projections(groups["projections"][0], sweep_direction)
-    dr = _film(groups["film"][0]) if groups.get("film") else None
+    dr = _projection_values(groups["film"][0][0]) if groups.get("film") else None
     if dr is not None and dr.shape != proj.shape[1:]:
         dr = None
     rec, frame = (read_slice_series(groups["slices"][0]) if groups.get("slices") else (None, None))

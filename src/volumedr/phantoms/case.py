@@ -72,8 +72,14 @@ _OBJ_KEYS = {
 }
 
 
-def _object_lines(text: str) -> list[int]:
-    return [i + 1 for i, line in enumerate(text.splitlines()) if re.match(r"\s*\[\[\s*object\s*\]\]", line)]
+def _header_lines(text: str, pattern: str) -> list[int]:
+    """Line numbers (1-based) of the lines that match ``pattern`` (a table header)."""
+    return [i + 1 for i, line in enumerate(text.splitlines()) if re.match(pattern, line)]
+
+
+_OBJECT_RX = r"\s*\[\[\s*object\s*\]\]"
+_VOLUME_RX = r"\s*\[\s*volume\s*\]"
+_LESION_RX = r"\s*\[\[\s*lesion\s*\]\]"
 
 
 def _build(obj: dict, where: str) -> list[P.Primitive]:
@@ -124,7 +130,7 @@ def load_case_file(path: Path | str) -> Case:
     meta = data.get("case", {})
     if "name" not in meta:
         raise CaseError(f"{path}: [case] needs a name")
-    lines = _object_lines(text)
+    lines = _header_lines(text, _OBJECT_RX)
     prims: list[P.Primitive] = []
     objs = data.get("object", [])
     volume = _load_volume(data, path, text) if "volume" in data else None
@@ -162,12 +168,8 @@ def load_case_file(path: Path | str) -> Case:
 
 
 def _line_of(text: str, pattern: str, index: int = 0):
-    hits = [i + 1 for i, line in enumerate(text.splitlines()) if re.match(pattern, line)]
+    hits = _header_lines(text, pattern)
     return hits[index] if index < len(hits) else "?"
-
-
-_VOLUME_RX = r"\s*\[\s*volume\s*\]"
-_LESION_RX = r"\s*\[\[\s*lesion\s*\]\]"
 
 
 def _load_volume(data: dict, path: Path, text: str):

@@ -35,6 +35,7 @@ class VoxelLengths:
         self.heights = volume.axis_mm("z")
         self.dz = dz
         self.min_voxel_mm = min(dy, dx)
+        self._up = None  # (detector, coarse detector, factor, coordinates) of the last detector seen
 
     def coarse_detector(self, det: Detector) -> tuple[Detector, int]:
         f = max(1, int(np.floor(self.min_voxel_mm / min(det.pitch_row_mm, det.pitch_col_mm))))
@@ -58,19 +59,28 @@ class VoxelLengths:
         out *= (self.dz * ray).astype(np.float32)[None]
         return out
 
+    def _upsampling(self, det: Detector):
+        """(coarse detector, factor, fine-pixel coordinates on the coarse grid), computed once per detector."""
+        if self._up is None or self._up[0] != det:
+            small, f = self.coarse_detector(det)
+            coords = None
+            if f > 1:
+                # fine pixel centre r sits at coarse index (r - (R-1)/2) / f + (Rc-1)/2
+                rf = (np.arange(det.rows) - (det.rows - 1) / 2) / f + (small.rows - 1) / 2
+                cf = (np.arange(det.cols) - (det.cols - 1) / 2) / f + (small.cols - 1) / 2
+                coords = np.meshgrid(rf, cf, indexing="ij")
+            self._up = (det, small, f, coords)
+        return self._up[1:]
+
     def __call__(self, geometry: AcquisitionGeometry, view: int, out=None) -> np.ndarray:
         det = geometry.detector
-        small, f = self.coarse_detector(det)
+        small, f, coords = self._upsampling(det)
         L = self.coarse(geometry, view, small)
         if out is None:
             out = np.empty((len(MATERIALS),) + det.shape, np.float32)
         if f == 1:
             out[...] = L
             return out
-        # fine pixel centre r sits at coarse index (r - (R-1)/2) / f + (Rc-1)/2
-        rf = (np.arange(det.rows) - (det.rows - 1) / 2) / f + (small.rows - 1) / 2
-        cf = (np.arange(det.cols) - (det.cols - 1) / 2) / f + (small.cols - 1) / 2
-        coords = np.meshgrid(rf, cf, indexing="ij")
         for m in range(L.shape[0]):
             out[m] = ndimage.map_coordinates(L[m], coords, order=1, mode="nearest")
         return out
