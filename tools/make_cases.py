@@ -22,10 +22,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_chest_case import fmt, obj, table  # noqa: E402
+from make_chest_case import METTLER, dose_table, fmt, obj, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-METTLER = "Mettler FA, Huda W, Yoshizumi TT, Mahesh M. Effective doses in radiology and diagnostic nuclear medicine: a catalog. Radiology 2008;248:254-263"
+MERMUYS = ("Mermuys K, De Geeter F, Bacher K, et al. Digital tomosynthesis in the detection of urolithiasis: "
+           "diagnostic performance and dosimetry compared with digital radiography with MDCT as the reference standard. "
+           "AJR 2010;195:161-167 (KUB 0.63 mSv, tomosynthesis 0.83 mSv; ../shared/FIELD-NOTES.md)")
+KOYAMA = ("Koyama S, Aoyama T, Oda N, Yamauchi-Kawaura C. Radiation dose evaluation in tomosynthesis and C-arm "
+          "cone-beam CT examinations with an anthropomorphic phantom. Med Phys 2010;37:4298-4306")
 
 
 def bone(label, centre, semi, cortex, rot=(0, 0, 0)):
@@ -40,6 +44,25 @@ def finding(name, centre, size, occult, description, code, contrast="dense"):
     return (f'[[finding]]\nname = "{name}"\ncentre_mm = {fmt(centre)}\nsize_mm = {size:.1f}\n'
             f'occult_on_plain_film = {str(occult).lower()}\ncontrast = "{contrast}"\n'
             f'description = "{description}"\ncode = "{code}"\n')
+
+
+def gap(label, centre, size, rot, finding_name, material="soft_tissue"):
+    """A fracture line: a thin slab of soft tissue (callus-free, resorbed gap) through a bone."""
+    return obj("box", label, material, centre_mm=centre, size_mm=size, rotation_deg=rot, finding=finding_name)
+
+
+def soft_shell(label, centre, axis, r_fat, rb_fat, length, skin_fat_mm, inner="muscle"):
+    """A limb or trunk segment: a fat layer with muscle inside (elliptic cylinder along ``axis``)."""
+    return (obj("cylinder", f"{label} (subcutaneous fat)", "fat", centre_mm=centre, axis=axis, radius_mm=r_fat,
+                radius_b_mm=rb_fat, length_mm=length)
+            + obj("cylinder", f"{label} ({inner.replace('_', ' ')})", inner, centre_mm=centre, axis=axis,
+                  radius_mm=r_fat - skin_fat_mm, radius_b_mm=rb_fat - skin_fat_mm, length_mm=length))
+
+
+def long_bone(label, p0, p1, radius, cortex):
+    """A tubular bone shaft between two points: cortical tube with marrow inside."""
+    return (obj("cylinder", f"{label} (cortex)", "cortical_bone", p0_mm=p0, p1_mm=p1, radius_mm=radius)
+            + obj("cylinder", f"{label} (marrow)", "cancellous_bone", p0_mm=p0, p1_mm=p1, radius_mm=radius - cortex))
 
 
 def header(name, title, region, body_part, axes, position, field, coeff, coeff_ref, history, teaching):
@@ -66,12 +89,13 @@ teaching = """
 
 
 def protocol(kind="linear", direction="y", angle=30.0, n=60, sid=1100.0, pivot=80.0, kvp=80.0, filt="2.5Al+0.1Cu",
-             sweep_mas=10.0, film_mas=5.0, rng=(10.0, 200.0), spacing=2.0):
+             sweep_mas=10.0, film_mas=5.0, rng=(10.0, 200.0), spacing=2.0, dose=None):
     return ("\n" + table("protocol", {
         "kind": kind, "direction": direction, "total_angle_deg": angle, "n_projections": n, "source_to_image_mm": sid,
         "pivot_height_mm": pivot, "kvp": kvp, "filtration": filt, "sweep_mas": sweep_mas, "plain_film_mas": film_mas})
         + "\n" + table("reconstruction", {"method": "fbp", "range_mm": list(rng), "spacing_mm": spacing,
-                                           "thickness_mm": spacing}) + "\n")
+                                           "thickness_mm": spacing}) + "\n"
+        + dose_table({"film_msv": list(dose[0]), "sweep_msv": list(dose[1]), "reference": dose[2]}) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------- KUB
@@ -128,15 +152,81 @@ Compared with CT: low-dose CT remains the reference; volume DR is good for follo
     for k in range(18):
         c = (rng.uniform(-120, 120), rng.uniform(-20, 140), rng.uniform(120, 200))
         o += obj("sphere", f"small-bowel gas {k}", "air", centre_mm=c, radius_mm=float(rng.uniform(5, 11)))
-    o += obj("sphere", "renal stone", "calcium_oxalate", centre_mm=(-80, -30, 78), diameter_mm=6)
+    o += obj("sphere", "renal stone", "calcium_oxalate", centre_mm=(-80, -30, 78), diameter_mm=6,
+             finding="right lower-pole renal stone")
     f = finding("right lower-pole renal stone", (-80, -30, 78), 6, True,
                 "6 mm calcium oxalate stone in the lower-pole calyx of the right kidney, behind colonic gas",
                 "SCT:95570007")
-    return h + protocol(angle=30.0, n=60, sid=1100.0, pivot=80.0, kvp=80.0, filt="2.5Al", sweep_mas=52.0, film_mas=40.0,
-                        rng=(20.0, 240.0), spacing=2.0) + o + "\n" + f
+    return (h + protocol(angle=30.0, n=60, sid=1100.0, pivot=80.0, kvp=80.0, filt="2.5Al", sweep_mas=52.0,
+                         film_mas=40.0, rng=(20.0, 240.0), spacing=2.0,
+                         dose=((0.63, 0.7), (0.83, 0.83),
+                               f"film: {MERMUYS}; {METTLER} (abdomen 0.7); sweep: {MERMUYS}"))
+            + o + "\n" + f)
 
 
-CASES = {"kub": kub}
+# --------------------------------------------------------------------------------------------- wrist
+def wrist():
+    h = header(
+        "wrist", "Wrist PA: occult scaphoid waist fracture", "upper limb", "WRIST", "LFP",
+        "seated, right forearm and hand prone on the detector (PA), ulnar deviation", (120.0, 180.0), 0.02,
+        "approximate E/KAP for the wrist, set so that a wrist film gives about 1 uSv as measured by Koivisto J et al. "
+        "Radiat Prot Dosimetry 2018;179:58-68",
+        """
+24-year-old who fell on the outstretched right hand ten days ago; tenderness in the anatomical snuffbox.
+Wrist and scaphoid films on the day of injury and today: 'no fracture seen'. Volume DR requested instead
+of a further film series or MRI.
+""",
+        """
+Findings: an undisplaced fracture through the waist of the scaphoid. At ten days the edges have resorbed
+into a lucent line about 2 mm wide, running obliquely (perpendicular to the scaphoid's long axis, which
+is tilted about 40 degrees out of the detector plane).
+Why volume DR helps: on the film the beam crosses the oblique fracture plane at a slant, so its
+lucency is smeared over several millimetres and lost among the overlapping carpal cortices. On the
+slice at the scaphoid's mid-depth the line is sharp (published: tomosynthesis finds occult scaphoid
+fractures in about 9 % of negative-film wrists; field notes).
+Pitfalls: the scaphoid's own cortical outline, the overlap of the trapezium and nutrient-vessel
+channels mimic a fracture line; check that the line crosses both cortices on adjacent slices.
+Proximal-pole fractures risk avascular necrosis: report the site.
+Compared with CT: CT or MRI remains the reference; volume DR gives the answer at a fraction of the
+dose, in the same room as the film.
+""")
+    ax = (0, 1, 0)
+    o = soft_shell("forearm", (0, -55, 21), ax, 33, 21, 190, 3)
+    o += obj("ellipsoid", "hand (fat)", "fat", centre_mm=(0, 60, 17), semi_axes_mm=(45, 70, 17))
+    o += obj("ellipsoid", "hand (soft tissue)", "soft_tissue", centre_mm=(0, 60, 17), semi_axes_mm=(41, 67, 14))
+    o += obj("ellipsoid", "wrist (soft tissue)", "soft_tissue", centre_mm=(0, 5, 20), semi_axes_mm=(31, 30, 17))
+    # distal radius (radial side = -x) and ulna
+    o += long_bone("radius shaft", (-9, -145, 20), (-11, -35, 20), 8.5, 2.5)
+    o += bone("distal radius", (-12, -18, 20), (17, 14, 10.5), 1.5)
+    o += long_bone("ulna shaft", (17, -145, 19), (16, -30, 19), 6.5, 2.0)
+    o += bone("ulnar head", (16, -22, 19), (7, 7, 7.5), 1.2)
+    o += obj("ellipsoid", "ulnar styloid", "cortical_bone", centre_mm=(21, -14, 19), semi_axes_mm=(2, 5, 2.5))
+    # carpal bones: proximal row, then distal row
+    o += bone("scaphoid", (-13, 5, 19), (5.5, 12, 6), 1.0, rot=(-40, 0, 32))
+    o += bone("lunate", (1, 1, 19), (7, 7, 8), 1.0)
+    o += bone("triquetrum", (13, 5, 18), (6, 6, 6), 1.0)
+    o += bone("pisiform", (15, 9, 8), (4.5, 5, 4.5), 0.8)
+    o += bone("trapezium", (-23, 22, 16), (7, 7, 7), 1.0, rot=(0, 0, 20))
+    o += bone("trapezoid", (-11, 22, 20), (5, 6, 6), 1.0)
+    o += bone("capitate", (1, 20, 19), (7, 11, 8), 1.0)
+    o += bone("hamate", (13, 18, 18), (7, 9, 8), 1.0)
+    o += obj("ellipsoid", "hook of hamate", "cortical_bone", centre_mm=(11, 20, 7), semi_axes_mm=(2.5, 4, 4))
+    # metacarpal bases and shafts
+    for i, (x0, x1) in enumerate(((-28, -45), (-12, -16), (1, 1), (12, 15), (22, 28))):
+        o += long_bone(f"metacarpal {i + 1}", (x0, 33 if i else 30, 18), (x1, 95 if i else 70, 15 - (i == 0) * 3),
+                       4.8 if i < 3 else 4.2, 1.6)
+    o += gap("scaphoid waist fracture line", (-13, 5, 19), (12, 0.8, 13), (-15, 0, 15), "scaphoid waist fracture")
+    f = finding("scaphoid waist fracture", (-13, 5, 19), 2.0, True,
+                "undisplaced fracture through the scaphoid waist, oblique to the beam, 2 mm resorbed gap", "SCT:31975004",
+                contrast="lucent")
+    return (h + protocol(angle=30.0, n=60, sid=1000.0, pivot=20.0, kvp=60.0, filt="2.5Al", sweep_mas=10.0,
+                         film_mas=2.0, rng=(2.0, 40.0), spacing=1.0,
+                         dose=((0.0002, 0.1), (0.0002, 0.1), f"{METTLER} (other extremities 0.001 mSv, "
+                               "range 0.0002-0.1, used for film and sweep); Koivisto 2018 (wrist AP+LAT 1.0 uSv)"))
+            + o + "\n" + f)
+
+
+CASES = {"kub": kub, "wrist": wrist}
 
 
 def main(names):

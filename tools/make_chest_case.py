@@ -40,6 +40,18 @@ PROTOCOL = {"kind": "linear", "direction": "y", "total_angle_deg": 30.0, "n_proj
             "source_to_image_mm": SID, "pivot_height_mm": 100.0, "kvp": 120.0, "filtration": "2.5Al+0.1Cu",
             "sweep_mas": 19.2, "plain_film_mas": 1.9}
 RECONSTRUCTION = {"method": "fbp", "range_mm": [20.0, 240.0], "spacing_mm": 2.0, "thickness_mm": 2.0}
+METTLER = ("Mettler FA, Huda W, Yoshizumi TT, Mahesh M. Effective doses in radiology and diagnostic nuclear medicine: "
+           "a catalog. Radiology 2008;248:254-263")
+BATH = ("Bath M, Svalkvist A, von Wrangel A, et al. Effective dose to patients from chest examinations with "
+        "tomosynthesis. Radiat Prot Dosimetry 2010;139:153-158")
+#: Published effective doses for the PA chest film (Mettler: 0.02, range 0.007-0.050) and chest tomosynthesis.
+CHEST_DOSE = {"film_msv": [0.007, 0.05], "sweep_msv": [0.12, 0.13],
+              "reference": f"film: {METTLER} (PA chest); sweep: {BATH}"}
+
+
+def dose_table(mapping) -> str:
+    """The [dose] table: published effective doses (mSv) the simulated ones are checked against."""
+    return table("dose", mapping)
 
 
 def obj(type_, label, material, **kw):
@@ -106,7 +118,7 @@ lesions; out-of-plane ripple of ribs crosses the lungs on every slice. Compared 
 of the dose (0.12 mSv vs 3 mSv) but no true cross-section and no calibrated density.
 """
 
-''' + table("protocol", PROTOCOL) + "\n" + table("reconstruction", RECONSTRUCTION) + "\n"
+''' + table("protocol", PROTOCOL) + "\n" + table("reconstruction", RECONSTRUCTION) + "\n" + dose_table(CHEST_DOSE) + "\n"
 
 
 def body():
@@ -184,7 +196,7 @@ def nodules():
     scale = (SID - z_nod) / (SID - p[2])  # the nodule's shadow falls on the rib's shadow
     behind_rib = [p[0] * scale, p[1] * scale, z_nod]
     items = [
-        ("retrocardiac nodule, left lower lobe", [42.0, 72.0, 162.0], 10.0, "soft_tissue", True,
+        ("retrocardiac nodule, left lower lobe", [52.0, 50.0, 150.0], 10.0, "soft_tissue", True,
          "solid 10 mm nodule behind the heart: hidden by the cardiac shadow on the PA film"),
         ("nodule projected over right posterior 4th rib", behind_rib, 6.0, "soft_tissue", True,
          "6 mm nodule whose shadow falls on a rib on the PA film"),
@@ -198,7 +210,7 @@ def nodules():
          "8 mm subpleural nodule against the posterior chest wall"),
     ]
     for name, c, d, mat, occult, desc in items:
-        out.append(obj("sphere", name, mat, centre_mm=c, diameter_mm=d))
+        out.append(obj("sphere", name, mat, centre_mm=c, diameter_mm=d, finding=name))
         finds.append("\n".join([
             "[[finding]]", f'name = "{name}"', f"centre_mm = {fmt(c)}", f"size_mm = {d:.1f}",
             f"occult_on_plain_film = {'true' if occult else 'false'}", f'description = "{desc}"', ""]))

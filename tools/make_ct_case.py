@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from volumedr.io.ct_series import CHEST_PROTOCOL, case_from_ct  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tools"))
-from make_chest_case import table  # noqa: E402
+from make_chest_case import CHEST_DOSE, dose_table, table  # noqa: E402
 
 DEFAULT_CT = ROOT.parent / "shared" / "data" / "chest-ct-cptac-pda" / "series"
 
@@ -32,7 +32,7 @@ CITATION = ("National Cancer Institute Clinical Proteomic Tumor Analysis Consort
 
 # (name, intended centre (x, y, z) mm, diameter mm, HU, occult on the plain film, description)
 NODULES = [
-    ("retrocardiac nodule", (70, -10, 230), 10.0, 40.0, True,
+    ("retrocardiac nodule", (62, 8, 240), 10.0, 40.0, True,
      "10 mm solid nodule in the left lower lobe behind the heart"),
     ("right mid-zone nodule", (-90, -60, 120), 12.0, 40.0, False,
      "12 mm solid nodule in the right mid zone (visible on the film)"),
@@ -60,6 +60,16 @@ def best_site(vol, centre, radius_mm, search_mm=24.0, step=4.0):
     return best[0], best_f
 
 
+def lung_width_mm(vol) -> float:
+    """Width (x) of the aerated lungs: air inside the body, not connected to the air around it."""
+    from scipy import ndimage
+    lab, _ = ndimage.label(vol.hu < -400)
+    edge = np.unique(np.concatenate([lab[[0, -1]].ravel(), lab[:, [0, -1]].ravel(), lab[:, :, [0, -1]].ravel()]))
+    xs = np.nonzero((lab > 0) & ~np.isin(lab, edge))[2]
+    X = vol.axis_mm("x")
+    return float(X[xs.max()] - X[xs.min()])
+
+
 def main(ct_dir=DEFAULT_CT):
     case = case_from_ct(ct_dir, voxel_mm=2.0, gap_mm=15.0)
     vol = case.volume
@@ -73,7 +83,8 @@ def main(ct_dir=DEFAULT_CT):
         if frac < 0.9:
             raise SystemExit(f"{name}: no aerated lung near {c} (best {frac:.2f} at {site})")
         site = tuple(round(float(v), 1) for v in site)
-        lesions.append(f"[[lesion]]\ncentre_mm = [{site[0]}, {site[1]}, {site[2]}]\ndiameter_mm = {d}\nhu = {h}\n")
+        lesions.append(f"[[lesion]]\ncentre_mm = [{site[0]}, {site[1]}, {site[2]}]\ndiameter_mm = {d}\nhu = {h}\n"
+                       f'finding = "{name}"\n')
         findings.append(f'[[finding]]\nname = "{name}"\ncentre_mm = [{site[0]}, {site[1]}, {site[2]}]\n'
                         f"size_mm = {d}\noccult_on_plain_film = {str(occult).lower()}\n"
                         f'description = "{desc}"\ncode = "SCT:786838002"\n')
@@ -88,7 +99,7 @@ region = "chest"
 body_part = "CHEST"
 patient_axes = "LFP"
 position = "erect, PA, at the wall stand; one breath-hold"
-field_mm = [{vol.body_bounds_mm()[1, 0] - vol.body_bounds_mm()[0, 0]:.0f}.0, {vol.body_bounds_mm()[1, 1] - vol.body_bounds_mm()[0, 1]:.0f}.0]
+field_mm = [{min(lung_width_mm(vol) + 40, vol.body_bounds_mm()[1, 0] - vol.body_bounds_mm()[0, 0]):.0f}.0, {vol.body_bounds_mm()[1, 1] - vol.body_bounds_mm()[0, 1]:.0f}.0]
 effective_dose_coeff_msv_per_gy_cm2 = 0.26
 effective_dose_reference = "Bath M, Svalkvist A, von Wrangel A, et al. Effective dose to patients from chest examinations with tomosynthesis. Radiat Prot Dosimetry 2010;139:153-158"
 notes = "Anatomy from a real CT: {CITATION}"
@@ -112,7 +123,7 @@ and blurs structures above and below along the sweep direction.
 
 ''' + table("protocol", CHEST_PROTOCOL) + "\n" + table("reconstruction", {
         "method": "fbp", "range_mm": [20.0, float(10 * np.floor((top - 10) / 10))], "spacing_mm": 2.0,
-        "thickness_mm": 2.0}) + f'''
+        "thickness_mm": 2.0}) + "\n" + dose_table(CHEST_DOSE) + f'''
 [volume]
 file = "chest_ct.npz"
 effective_energy_kev = {vol.effective_energy_kev:.1f}

@@ -53,6 +53,8 @@ class Case:
     body_part: str = ""  # DICOM Body Part Examined (e.g. CHEST)
     volume: object = None  # a VoxelVolume (phantoms/volume.py) for cases made from a real CT
     notes: str = ""  # sources and credits (e.g. the CT collection a voxel case comes from)
+    # published effective doses for this examination: {"film_msv": (lo, hi), "sweep_msv": (lo, hi), "reference": ...}
+    published_dose: dict = field(default_factory=dict)
 
     def bounds_mm(self) -> np.ndarray:
         """Axis-aligned bounds of all primitives and the voxel volume's body, shape (2, 3)."""
@@ -80,6 +82,8 @@ def _header_lines(text: str, pattern: str) -> list[int]:
 _OBJECT_RX = r"\s*\[\[\s*object\s*\]\]"
 _VOLUME_RX = r"\s*\[\s*volume\s*\]"
 _LESION_RX = r"\s*\[\[\s*lesion\s*\]\]"
+_DOSE_RX = r"\s*\[\s*dose\s*\]"
+_FINDING_RX = r"\s*\[\[\s*finding\s*\]\]"
 
 
 def _build(obj: dict, where: str) -> list[P.Primitive]:
@@ -90,7 +94,7 @@ def _build(obj: dict, where: str) -> list[P.Primitive]:
     mats = bundled_materials()
     if mat not in mats:
         raise CaseError(f"{where}: unknown material {mat!r}; known: {', '.join(sorted(mats))}")
-    extra = set(obj) - _OBJ_KEYS[t] - {"type", "material", "label"}
+    extra = set(obj) - _OBJ_KEYS[t] - {"type", "material", "label", "finding"}
     if extra:
         raise CaseError(f"{where}: {t} does not take {', '.join(sorted(extra))}")
     label = str(obj.get("label", t))
@@ -116,8 +120,13 @@ def _build(obj: dict, where: str) -> list[P.Primitive]:
         raise CaseError(f"{where}: {exc}") from None
 
 
-def load_case_file(path: Path | str) -> Case:
-    """Load and validate one case file; errors name the file and line."""
+def load_case_file(path: Path | str, with_findings: bool = True) -> Case:
+    """Load and validate one case file; errors name the file and line.
+
+    An ``[[object]]`` or ``[[lesion]]`` may name the ``[[finding]]`` it makes up
+    (``finding = "..."``); ``with_findings=False`` leaves those out, giving the
+    same anatomy without the findings (used to measure a finding's own signal).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -130,20 +139,9 @@ def load_case_file(path: Path | str) -> Case:
     meta = data.get("case", {})
     if "name" not in meta:
         raise CaseError(f"{path}: [case] needs a name")
-    lines = _header_lines(text, _OBJECT_RX)
-    prims: list[P.Primitive] = []
-    objs = data.get("object", [])
-    volume = _load_volume(data, path, text) if "volume" in data else None
-    if not objs and volume is None:
-        raise CaseError(f"{path}: a case needs at least one [[object]] (or a [volume])")
-    if objs and volume is not None:
-        raise CaseError(f"{path}: a case has either [[object]] primitives or a [volume], not both "
-                        "(put lesions into a volume with [[lesion]])")
-    for i, obj in enumerate(objs):
-        where = f"{path}:{lines[i] if i < len(lines) else '?'} (object {i + 1})"
-        prims.extend(_build(obj, where))
     findings = []
     for i, f in enumerate(data.get("finding", [])):
+        fw = f"{path}:{_line_of(text, _FINDING_RX, i)} (finding {i + 1})"
         try:
             c = tuple(float(v) for v in f["centre_mm"])
             if len(c) != 3:
@@ -153,9 +151,32 @@ def load_case_file(path: Path | str) -> Case:
                 raise ValueError(f"contrast must be 'dense' or 'lucent', got {contrast!r}")
             findings.append(Finding(str(f["name"]), c, float(f["size_mm"]), bool(f.get("occult_on_plain_film", False)),
                                     str(f.get("description", "")), str(f.get("code", "")), contrast))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise CaseError(f"{path}: finding {i + 1}: {exc}") from None
+            if findings[-1].name in {g.name for g in findings[:-1]}:
+                raise ValueError(f"a second finding named {findings[-1].name!r}")
+        except KeyError as exc:
+            raise CaseError(f"{fw}: missing {exc.args[0]}") from None
+        except (ValueError, TypeError) as exc:
+            raise CaseError(f"{fw}: {exc}") from None
+    names = {f.name for f in findings}
+    lines = _header_lines(text, _OBJECT_RX)
+    prims: list[P.Primitive] = []
+    objs = data.get("object", [])
+    volume = _load_volume(data, path, text, names, with_findings) if "volume" in data else None
+    if not objs and volume is None:
+        raise CaseError(f"{path}: a case needs at least one [[object]] (or a [volume])")
+    if objs and volume is not None:
+        raise CaseError(f"{path}: a case has either [[object]] primitives or a [volume], not both "
+                        "(put lesions into a volume with [[lesion]])")
+    for i, obj in enumerate(objs):
+        where = f"{path}:{lines[i] if i < len(lines) else '?'} (object {i + 1})"
+        if not _keep(obj, names, with_findings, where):
+            continue
+        built = _build(obj, where)
+        if "finding" in obj:
+            _check_on_finding(built, findings, obj["finding"], where)
+        prims.extend(built)
     fm = meta.get("field_mm", (350.0, 350.0))
+    published = _published_dose(data.get("dose", {}), f"{path}:{_line_of(text, _DOSE_RX)}")
     return Case(
         name=str(meta["name"]), title=str(meta.get("title", meta["name"])), region=str(meta.get("region", "")),
         history=str(meta.get("history", "")).strip(), teaching=str(meta.get("teaching", "")).strip(),
@@ -164,7 +185,51 @@ def load_case_file(path: Path | str) -> Case:
         effective_dose_coeff_msv_per_gy_cm2=float(meta.get("effective_dose_coeff_msv_per_gy_cm2", 0.26)),
         effective_dose_reference=str(meta.get("effective_dose_reference", "")), source=str(path),
         patient_axes=_patient_axes(meta.get("patient_axes", "LFP"), path), body_part=str(meta.get("body_part", "")).upper(),
-        volume=volume, notes=str(meta.get("notes", "")).strip())
+        volume=volume, notes=str(meta.get("notes", "")).strip(), published_dose=published)
+
+
+def _published_dose(table: dict, where: str) -> dict:
+    """The [dose] table: published effective-dose ranges (mSv) for the film and the sweep, with the source."""
+    out = {}
+    for key in ("film_msv", "sweep_msv"):
+        if key in table:
+            v = table[key]
+            try:
+                lo, hi = (float(v[0]), float(v[1])) if isinstance(v, list) else (float(v), float(v))
+            except (TypeError, ValueError, IndexError):
+                raise CaseError(f"{where}: [dose] {key} must be a number or [low, high] in mSv, got {v!r}") from None
+            if not (0 < lo <= hi):
+                raise CaseError(f"{where}: [dose] {key} must satisfy 0 < low <= high, got {v!r}")
+            out[key] = (lo, hi)
+    extra = set(table) - {"film_msv", "sweep_msv", "reference"}
+    if extra:
+        raise CaseError(f"{where}: [dose] does not take {', '.join(sorted(extra))}")
+    if out:
+        out["reference"] = str(table.get("reference", ""))
+    return out
+
+
+def _keep(entry: dict, finding_names: set, with_findings: bool, where: str) -> bool:
+    """Whether to build an object or lesion; checks that its ``finding`` names a [[finding]]."""
+    if "finding" not in entry:
+        return True
+    name = entry["finding"]
+    if name not in finding_names:
+        known = ", ".join(repr(n) for n in sorted(finding_names)) or "none"
+        raise CaseError(f"{where}: finding = {name!r} names no [[finding]] (findings: {known})")
+    return with_findings
+
+
+def _check_on_finding(prims: list[P.Primitive], findings: list[Finding], name: str, where: str) -> None:
+    """An object that makes up a finding must reach to within the finding's size of its centre."""
+    f = next(g for g in findings if g.name == name)
+    c = np.asarray(f.centre_mm)
+    for p in prims:
+        lo, hi = p.bounding_box_mm()
+        if np.all(c >= lo - f.size_mm) and np.all(c <= hi + f.size_mm):
+            return
+    raise CaseError(f"{where}: this object is part of finding {name!r} but lies away from its centre "
+                    f"{tuple(f.centre_mm)} mm")
 
 
 def _line_of(text: str, pattern: str, index: int = 0):
@@ -172,7 +237,7 @@ def _line_of(text: str, pattern: str, index: int = 0):
     return hits[index] if index < len(hits) else "?"
 
 
-def _load_volume(data: dict, path: Path, text: str):
+def _load_volume(data: dict, path: Path, text: str, finding_names: set = frozenset(), with_findings: bool = True):
     """A [volume] (a CT volume file beside the case) with its [[lesion]] spheres painted in."""
     from .volume import VoxelVolume, insert_sphere
 
@@ -196,6 +261,8 @@ def _load_volume(data: dict, path: Path, text: str):
                       description=str(spec.get("description", "")))
     for i, les in enumerate(data.get("lesion", [])):
         lw = f"{path}:{_line_of(text, _LESION_RX, i)} (lesion {i + 1})"
+        if not _keep(les, finding_names, with_findings, lw):
+            continue
         try:
             c = [float(v) for v in les["centre_mm"]]
             if len(c) != 3:
@@ -224,16 +291,16 @@ def case_names() -> list[str]:
     return sorted(p.stem for p in phantoms_dir().glob("*.toml"))
 
 
-def load_case(name: str) -> Case:
+def load_case(name: str, with_findings: bool = True) -> Case:
     """Load a bundled case by name (or a path to a case file)."""
     p = Path(name)
     if p.suffix == ".toml" and p.exists():
-        return load_case_file(p)
+        return load_case_file(p, with_findings)
     path = phantoms_dir() / f"{name}.toml"
     if not path.exists():
         known = ", ".join(case_names()) or "none"
         raise CaseError(f"unknown case {name!r}; bundled cases: {known}")
-    return load_case_file(path)
+    return load_case_file(path, with_findings)
 
 
 def case_summary(name: str) -> str:

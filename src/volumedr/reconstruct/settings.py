@@ -79,6 +79,19 @@ class ReconSettings:
                                  f"at most {MAX_SLICES}")
         return lo + self.spacing_mm * np.arange(n)
 
+    @classmethod
+    def from_case(cls, defaults: dict) -> "ReconSettings":
+        """The settings a case's ``[reconstruction]`` table asks for (method, range_mm, spacing_mm, thickness_mm)."""
+        d = dict(defaults or {})
+        try:
+            spacing = float(d.get("spacing_mm", 1.0))
+            rng = d.get("range_mm")
+            lo, hi = (float(rng[0]), float(rng[1])) if rng is not None else (None, None)
+            return cls(method=str(d.get("method", "fbp")), spacing_mm=spacing,
+                       thickness_mm=float(d.get("thickness_mm", spacing)), z_min_mm=lo, z_max_mm=hi)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise ParameterError(f"reconstruction defaults {d!r}: {exc}") from None
+
     @property
     def n_subplanes(self) -> int:
         return max(1, int(np.ceil(self.thickness_mm / self.spacing_mm - 1e-9)))
