@@ -156,6 +156,17 @@ def new_uid() -> str:
     return f"2.25.{uuid.uuid4().int}"
 
 
+def case_ct_reference(case: Case, settings: AcquisitionSettings | None = None,
+                      rng: np.random.Generator | None = None) -> CTReference:
+    """The CT pane of a case: a real CT as it is, or the analytic phantom voxelised (noise only with ``rng``)."""
+    settings = settings or AcquisitionSettings()
+    if case.volume is not None:
+        v = case.volume
+        return CTReference(np.asarray(v.hu, np.float32), tuple(v.spacing_mm), tuple(v.origin_mm))
+    return ct_reference(case, voxel_mm=settings.ct_voxel_mm, noise_hu=settings.ct_noise_hu if rng is not None else 0.0,
+                        energy_kev=settings.ct_effective_energy_kev, rng=rng)
+
+
 def simulate(case: Case | str, *, sweep: Sweep | None = None, detector: Detector | None = None,
              settings: AcquisitionSettings | None = None, rng: np.random.Generator | int | None = None,
              noise: bool = True, plain_film: bool = True, ct: bool = True):
@@ -210,12 +221,7 @@ def simulate(case: Case | str, *, sweep: Sweep | None = None, detector: Detector
         yield Progress("simulating", n + 1, total_steps)
     ct_ref = None
     if ct:
-        if case.volume is not None:  # a real CT: show it as it is
-            v = case.volume
-            ct_ref = CTReference(np.asarray(v.hu, np.float32), tuple(v.spacing_mm), tuple(v.origin_mm))
-        else:
-            ct_ref = ct_reference(case, voxel_mm=settings.ct_voxel_mm, noise_hu=settings.ct_noise_hu if noise else 0.0,
-                                  energy_kev=settings.ct_effective_energy_kev, rng=rng)
+        ct_ref = case_ct_reference(case, settings, rng if noise else None)
         yield Progress("simulating", total_steps, total_steps)
     sweep_dose, film_dose = exam_doses(case, geometry, pf_geom, beam.spectrum, settings)
     b = case.bounds_mm()
@@ -235,6 +241,7 @@ def simulate(case: Case | str, *, sweep: Sweep | None = None, detector: Detector
                         "scatter_fraction": settings.scatter_fraction, "grid": settings.grid, "noise": noise,
                         "detector_rows": detector.rows, "detector_cols": detector.cols},
         "dose_sweep": sweep_dose.as_dict(), "dose_plain_film": film_dose.as_dict(),
+        "dose_published": dict(case.published_dose),
         "object_height_range_mm": [max(0.5, float(b[0, 2])), float(b[1, 2])],
         "reconstruction_defaults": dict(case.reconstruction),
         "simulation_seconds": time.perf_counter() - t_start,
