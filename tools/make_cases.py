@@ -387,25 +387,24 @@ films are equivocal and CT is not at hand.
 # --------------------------------------------------------------------------------------------- lumbar spine
 def lumbar():
     h = header(
-        "lumbar", "Lumbar spine AP: lytic metastasis destroying the left L2 pedicle", "spine", "LSPINE", "RFA",
+        "lumbar", "Lumbar spine AP: L1 compression fracture behind bowel gas", "spine", "LSPINE", "RFA",
         "supine, AP, knees flexed", (200.0, 400.0), 0.2,
         f"approximate E/KAP for AP lumbar spine; film checked against {METTLER} (lumbar spine 1.5 mSv)",
         """
-67-year-old with treated breast cancer and new, constant upper lumbar back pain at night. Lumbar films
-reported as 'degenerative change; bowel gas obscures detail at L1-L2'. Volume DR requested while
-awaiting MRI.
+67-year-old with osteoporosis who lifted a heavy box two weeks ago; sudden upper lumbar pain since.
+Lumbar films reported as 'degenerative change; bowel gas obscures detail at L1-L2'. Volume DR requested
+while awaiting MRI.
 """,
         """
-Findings: a 22 mm lytic metastasis in the left side of L2 that has destroyed the left pedicle: the
-pedicle's cortical ring (the vertebra's "eye") is missing.
-Why volume DR helps: on the AP film the pedicles are seen end-on as ovals, and gas in the overlying
-colon and small bowel crosses them, so a missing pedicle ("winking owl") can hide. The bowel lies
-100 mm in front of the spine: on the slice at the pedicles' depth the gas blurs away and every pedicle
-ring, present or absent, is clear.
-Pitfalls: compare left and right at every level; rotation makes one pedicle look small; the
-transverse process and the overlapping psoas shadow are not the pedicle.
-Compared with CT: CT or MRI shows marrow replacement well before cortical destruction; volume DR shows
-the cortical loss at a fraction of the CT dose.
+Findings: an acute compression fracture of L1: a 3 mm sclerotic band of impacted trabeculae just below
+the upper endplate, tilted 15 degrees to the beam.
+Why volume DR helps: on the AP film the band is smeared by its tilt and crossed by gas in the overlying
+colon and small bowel. The bowel lies about 80 mm in front of the spine: on the slice at the band's
+depth the gas blurs away and the band stands out in the vertebral body.
+Pitfalls: compare the endplates level by level; the overlapping psoas shadow and the transverse
+processes are not the fracture. A lytic pedicle ("winking owl") is the other thing to look for here.
+Compared with CT: CT or MRI shows retropulsion and marrow oedema (acute vs old); volume DR shows the
+band at a fraction of the CT dose.
 """)
     o = abdomen(pedicles=True)
     o += obj("box", "impaction band (L1)", "cortical_bone", centre_mm=(0, -184, 78), size_mm=(36, 3, 14),
@@ -484,11 +483,11 @@ volume DR is the low-dose follow-up.
 
 # ------------------------------------------------------------------------------------------------ ribs
 def ribs():
-    from make_chest_case import CHEST_DOSE, PROTOCOL, body, rib_points
+    from make_chest_case import BATH, CHEST_DOSE, PROTOCOL, body, rib_points
     h = header(
         "ribs", "PA chest: occult posterior rib fracture", "chest", "CHEST", "LFP",
         "erect, PA, at the wall stand; one breath-hold", (300.0, 350.0), 0.26,
-        "Bath M, Svalkvist A, von Wrangel A, et al. Radiat Prot Dosimetry 2010;139:153-158",
+        BATH,
         """
 58-year-old who slipped on ice and struck the right lower back on a step; pain on breathing. PA chest
 film: 'no pneumothorax, no rib fracture seen'.

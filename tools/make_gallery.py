@@ -73,24 +73,24 @@ def gallery_image(name):
     slice_marks = [(f.slice_pixel[0], f.slice_pixel[1], (f.size_mm / 2 + 3) / px) for f in ev.findings
                    if abs(f.centre_mm[2] - rec.heights_mm[k]) <= 2 * max(f.size_mm, 4)]
     zoom_mm = max(4.0 * key.size_mm, 15.0)  # the second row: a close-up of the key finding
+    ct = case_ct_reference(case, rng=np.random.default_rng(1))
+    kk = int(np.argmin(np.abs(ct.heights_mm() - rec.heights_mm[k])))
+    hu = ct.hu[kk]
+    cpx = ct.spacing_mm[1:]  # (y, x)
+    cr, cc = (key.centre_mm[1] - ct.origin_mm[1]) / cpx[0], (key.centre_mm[0] - ct.origin_mm[0]) / cpx[1]
+    ct_marks = [((f.centre_mm[1] - ct.origin_mm[1]) / cpx[0], (f.centre_mm[0] - ct.origin_mm[0]) / cpx[1],
+                 (f.size_mm / 2 + 3) / cpx[0]) for f in ev.findings
+                if abs(f.centre_mm[2] - ct.heights_mm()[kk]) <= 2 * max(f.size_mm, 4)]
+    sl = rec.slices[k]
     rows = []
     for half in (half_mm, zoom_mm):
         fb = _crop_box(study.dr.shape, key.film_pixel, half / det.pitch_row_mm)
         fw = np.percentile(study.dr[fb[0][0]:fb[0][1], fb[1][0]:fb[1][1]], [1, 99.8])
         panels = [_panel(study.dr, tuple(fw), film_marks, fb)]
-        sl = rec.slices[k]
         crop = _crop_box(sl.shape, key.slice_pixel, half / px)
         win = np.percentile(sl[crop[0][0]:crop[0][1], crop[1][0]:crop[1][1]], [1, 99.8])
         panels.append(_panel(sl, tuple(win), slice_marks, crop))
-        ct = case_ct_reference(case, rng=np.random.default_rng(1))
-        kk = int(np.argmin(np.abs(ct.heights_mm() - rec.heights_mm[k])))
-        hu = ct.hu[kk]
-        cpx = ct.spacing_mm[1:]  # (y, x)
-        cr, cc = (key.centre_mm[1] - ct.origin_mm[1]) / cpx[0], (key.centre_mm[0] - ct.origin_mm[0]) / cpx[1]
-        marks = [((f.centre_mm[1] - ct.origin_mm[1]) / cpx[0], (f.centre_mm[0] - ct.origin_mm[0]) / cpx[1],
-                  (f.size_mm / 2 + 3) / cpx[0]) for f in ev.findings
-                 if abs(f.centre_mm[2] - ct.heights_mm()[kk]) <= 2 * max(f.size_mm, 4)]
-        panels.append(_panel(hu, (-1000, 1400), marks, _crop_box(hu.shape, (cr, cc), half / cpx[0])))
+        panels.append(_panel(hu, (-1000, 1400), ct_marks, _crop_box(hu.shape, (cr, cc), half / cpx[0])))
         gap = np.full((PANEL, 8, 3), 255, np.uint8)
         row = [panels[0]]
         for p in panels[1:]:
@@ -102,10 +102,10 @@ def gallery_image(name):
     out = ROOT / "docs" / "cases" / f"{name}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_png(out, image)
-    return ev, rec.heights_mm[k], out
+    return ev, out
 
 
-def table_rows(ev, height):
+def table_rows(ev):
     rows = []
     for f in ev.findings:
         rows.append(f"| {ev.case} | {f.name} | {'yes' if f.occult_on_plain_film else 'no'} | {f.contrast} | "
@@ -124,8 +124,8 @@ def main(names):
             if line.startswith("| ") and not line.startswith("| case") and not line.startswith("|---"):
                 old.setdefault(line.split("|")[1].strip(), []).append(line)
     for name in names:
-        ev, h, out = gallery_image(name)
-        old[name] = table_rows(ev, h)
+        ev, out = gallery_image(name)
+        old[name] = table_rows(ev)
         print(f"{name}: {out.relative_to(ROOT)}; " + "; ".join(
             f"{f.name}: CNR {f.cnr_film:.2f} -> {f.cnr_slice:.2f}" for f in ev.findings))
     lines = ["", "| case | finding | occult on film | contrast | CNR film | CNR slice | height true / in focus (mm) "

@@ -104,12 +104,13 @@ def measure_case(case: Case | str, pixel_mm: float | None = None, seed: int = 1)
     detector = evidence_detector(case, pixel_mm)
     study = simulate_study(case, detector=detector, rng=seed, ct=False)
     rec = _reconstruct(study, case)
-    # the findings' own signal: noise-free with minus noise-free without
-    clean = simulate_study(case, detector=detector, noise=False, plain_film=False, ct=False)
-    bare_case = load_case(case.source, with_findings=False) if case.source else None
-    signal = None
-    if bare_case is not None:
-        bare = simulate_study(bare_case, detector=detector, noise=False, plain_film=False, ct=False)
+    # the findings' own signal (noise-free with minus noise-free without); a case without a source file
+    # cannot be reloaded without its findings, so its focus is taken on the noisy slices
+    signal = rec.slices
+    if case.source:
+        clean = simulate_study(case, detector=detector, noise=False, plain_film=False, ct=False)
+        bare = simulate_study(load_case(case.source, with_findings=False), detector=detector, noise=False,
+                              plain_film=False, ct=False)
         signal = _reconstruct(clean, case).slices - _reconstruct(bare, case).slices
     px = rec.pixel_spacing_mm[0]
     out = []
@@ -121,8 +122,7 @@ def measure_case(case: Case | str, pixel_mm: float | None = None, seed: int = 1)
         cnr_slice = sign * contrast_to_noise(rec.slices[k], r, c, f.size_mm / 2 / px)
         fr, fc, m = film_pixel(study, x, y, z)
         cnr_film = sign * contrast_to_noise(study.dr, fr, fc, f.size_mm / 2 * m / detector.pitch_row_mm)
-        vol = signal if signal is not None else rec.slices
-        prof = focus_profile(sign * vol, r, c, px, radii_mm=(0.4 * f.size_mm,))
+        prof = focus_profile(sign * signal, r, c, px, radii_mm=(0.4 * f.size_mm,))
         out.append(FindingEvidence(f.name, f.occult_on_plain_film, f.contrast, tuple(f.centre_mm), f.size_mm,
                                    float(cnr_film), float(cnr_slice), float(rec.heights_mm[int(np.argmax(prof))]), k,
                                    (float(fr), float(fc)), (float(r), float(c))))
