@@ -108,44 +108,45 @@ def protocol(kind="linear", direction="y", angle=30.0, n=60, sid=1100.0, pivot=8
 
 
 def abdomen(pedicles=False):
-    """An AP supine abdomen: fat and viscera, liver, psoas, kidneys, L1-L5 and the iliac wings, bowel gas."""
+    """An AP supine abdomen (RFA: +x is the patient's right): fat and viscera, liver, psoas, kidneys, L1-L5 and the
+    iliac wings, bowel gas."""
     o = obj("cylinder", "abdomen (fat)", "fat", centre_mm=(0, 0, 135), axis=(0, 1, 0), radius_mm=165, radius_b_mm=110,
             length_mm=440)
     o += obj("cylinder", "abdomen (muscle and viscera)", "soft_tissue", centre_mm=(0, 0, 135), axis=(0, 1, 0),
              radius_mm=150, radius_b_mm=96, length_mm=440)
-    o += obj("ellipsoid", "liver", "soft_tissue", centre_mm=(-70, -150, 140), semi_axes_mm=(95, 70, 85))
-    o += obj("ellipsoid", "right psoas", "muscle", centre_mm=(-35, 60, 75), semi_axes_mm=(22, 180, 22),
+    o += obj("ellipsoid", "liver", "soft_tissue", centre_mm=(70, -150, 140), semi_axes_mm=(95, 70, 85))
+    o += obj("ellipsoid", "left psoas", "muscle", centre_mm=(-35, 60, 75), semi_axes_mm=(22, 180, 22),
              rotation_deg=(0, 0, -8))
-    o += obj("ellipsoid", "left psoas", "muscle", centre_mm=(35, 60, 75), semi_axes_mm=(22, 180, 22),
+    o += obj("ellipsoid", "right psoas", "muscle", centre_mm=(35, 60, 75), semi_axes_mm=(22, 180, 22),
              rotation_deg=(0, 0, 8))
-    o += obj("ellipsoid", "right kidney", "soft_tissue", centre_mm=(-75, -60, 80), semi_axes_mm=(30, 55, 25),
-             rotation_deg=(0, 0, 15))
-    o += obj("ellipsoid", "left kidney", "soft_tissue", centre_mm=(75, -75, 80), semi_axes_mm=(30, 55, 25),
+    o += obj("ellipsoid", "right kidney", "soft_tissue", centre_mm=(75, -60, 80), semi_axes_mm=(30, 55, 25),
              rotation_deg=(0, 0, -15))
-    o += obj("ellipsoid", "right renal sinus fat", "fat", centre_mm=(-68, -60, 82), semi_axes_mm=(10, 25, 10))
-    o += obj("ellipsoid", "left renal sinus fat", "fat", centre_mm=(68, -75, 82), semi_axes_mm=(10, 25, 10))
+    o += obj("ellipsoid", "left kidney", "soft_tissue", centre_mm=(-75, -75, 80), semi_axes_mm=(30, 55, 25),
+             rotation_deg=(0, 0, 15))
+    o += obj("ellipsoid", "right renal sinus fat", "fat", centre_mm=(68, -60, 82), semi_axes_mm=(10, 25, 10))
+    o += obj("ellipsoid", "left renal sinus fat", "fat", centre_mm=(-68, -75, 82), semi_axes_mm=(10, 25, 10))
     for i, y in enumerate(range(-180, 121, 40)):  # lumbar vertebrae L1-L5 and sacrum top
         o += bone(f"vertebral body {i + 1}", (0, y, 70), (22, 15, 17), 1.5)
         o += bone(f"spinous process {i + 1}", (0, y + 5, 35), (5, 10, 14), 1.2)
         for s in (-1, 1):
-            o += bone(f"transverse process {i + 1}{'RL'[s > 0]}", (s * 32, y, 58), (14, 4, 5), 1.0)
+            o += bone(f"transverse process {i + 1}{'LR'[s > 0]}", (s * 32, y, 58), (14, 4, 5), 1.0)
             if pedicles:  # seen end-on on the AP view: the "eyes" of the vertebra
-                o += obj("cylinder", f"pedicle {i + 1}{'RL'[s > 0]} (cortex)", "cortical_bone",
+                o += obj("cylinder", f"pedicle {i + 1}{'LR'[s > 0]} (cortex)", "cortical_bone",
                          p0_mm=(s * 14, y - 4, 38), p1_mm=(s * 15, y - 4, 56), radius_mm=5.5)
-                o += obj("cylinder", f"pedicle {i + 1}{'RL'[s > 0]} (marrow)", "cancellous_bone",
+                o += obj("cylinder", f"pedicle {i + 1}{'LR'[s > 0]} (marrow)", "cancellous_bone",
                          p0_mm=(s * 14, y - 4, 38), p1_mm=(s * 15, y - 4, 56), radius_mm=3.5)
     for s in (-1, 1):  # iliac wings
-        o += bone(f"iliac wing {'RL'[s > 0]}", (s * 95, 150, 90), (55, 60, 14), 2.0, rot=(0, 0, s * 25))
-        o += obj("cylinder", f"rib 12 {'RL'[s > 0]}", "cortical_bone", p0_mm=(s * 30, -205, 55),
+        o += bone(f"iliac wing {'LR'[s > 0]}", (s * 95, 150, 90), (55, 60, 14), 2.0, rot=(0, 0, s * 25))
+        o += obj("cylinder", f"rib 12 {'LR'[s > 0]}", "cortical_bone", p0_mm=(s * 30, -205, 55),
                  p1_mm=(s * 120, -150, 70), radius_mm=4)
     # bowel gas and stool in front of the right kidney (hepatic flexure) and elsewhere
     rng = np.random.default_rng(7)
     for k in range(26):
-        c = (-75 + rng.normal(0, 18), -55 + rng.normal(0, 22), 150 + rng.normal(0, 12))
+        c = (75 - rng.normal(0, 18), -55 + rng.normal(0, 22), 150 + rng.normal(0, 12))
         o += obj("sphere", f"gas bubble {k}", "air", centre_mm=c, radius_mm=float(rng.uniform(4, 10)))
-    o += obj("cylinder", "transverse colon gas", "air", p0_mm=(-110, -40, 170), p1_mm=(110, -30, 175), radius_mm=14)
+    o += obj("cylinder", "transverse colon gas", "air", p0_mm=(110, -40, 170), p1_mm=(-110, -30, 175), radius_mm=14)
     for k in range(18):
-        c = (rng.uniform(-120, 120), rng.uniform(-20, 140), rng.uniform(120, 200))
+        c = (-rng.uniform(-120, 120), rng.uniform(-20, 140), rng.uniform(120, 200))
         o += obj("sphere", f"small-bowel gas {k}", "air", centre_mm=c, radius_mm=float(rng.uniform(5, 11)))
     return o
 
@@ -172,9 +173,9 @@ smaller than the slice thickness fade quickly out of focus.
 Compared with CT: low-dose CT remains the reference; volume DR is good for follow-up of known stones.
 """)
     o = abdomen()
-    o += obj("sphere", "renal stone", "calcium_oxalate", centre_mm=(-80, -30, 78), diameter_mm=6,
+    o += obj("sphere", "renal stone", "calcium_oxalate", centre_mm=(80, -30, 78), diameter_mm=6,
              finding="right lower-pole renal stone")
-    f = finding("right lower-pole renal stone", (-80, -30, 78), 6, True,
+    f = finding("right lower-pole renal stone", (80, -30, 78), 6, True,
                 "6 mm calcium oxalate stone in the lower-pole calyx of the right kidney, behind colonic gas",
                 "SCT:95570007")
     return (h + protocol(angle=30.0, n=60, sid=1100.0, pivot=80.0, kvp=80.0, filt="2.5Al", sweep_mas=52.0,
@@ -363,14 +364,14 @@ films are equivocal and CT is not at hand.
     o += bone("dens", (0, -12, 72), (6, 14, 6.5), 1.1)
     o += bone("C2 body", (0, 7, 70), (15, 10, 13), 1.2)
     for s in (-1, 1):
-        o += bone(f"C1 lateral mass {'RL'[s > 0]}", (s * 21, -12, 66), (9, 7, 11), 1.2)
-        o += bone(f"C2 lateral mass {'RL'[s > 0]}", (s * 19, 4, 62), (8, 7, 10), 1.2)
+        o += bone(f"C1 lateral mass {'LR'[s > 0]}", (s * 21, -12, 66), (9, 7, 11), 1.2)
+        o += bone(f"C2 lateral mass {'LR'[s > 0]}", (s * 19, 4, 62), (8, 7, 10), 1.2)
     o += obj("cylinder", "C1 anterior arch", "cortical_bone", p0_mm=(-10, -12, 86), p1_mm=(10, -12, 86), radius_mm=4)
     o += obj("cylinder", "C1 posterior arch", "cortical_bone", p0_mm=(-18, -14, 42), p1_mm=(18, -14, 42), radius_mm=4)
     for i, y in enumerate(range(26, 120, 19)):
         o += bone(f"C{i + 3} body", (0, y, 70), (15, 7, 12), 1.1)
         for s in (-1, 1):
-            o += bone(f"C{i + 3} articular pillar {'RL'[s > 0]}", (s * 20, y - 2, 55), (7, 8, 9), 1.1)
+            o += bone(f"C{i + 3} articular pillar {'LR'[s > 0]}", (s * 20, y - 2, 55), (7, 8, 9), 1.1)
         o += obj("ellipsoid", f"C{i + 3} spinous process", "cortical_bone", centre_mm=(0, y + 3, 35),
                  semi_axes_mm=(3, 4, 12))
     # mandible and teeth in front of the dens (mouth closed)
