@@ -3,10 +3,13 @@ out on their slice more than on the plain film, every finding is in focus at its
 the published range the case cites.  The measurements are volumedr.evidence's (definitions in docs/cases.md)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from volumedr.errors import CaseError
 from volumedr.evidence import DOSE_TOLERANCE, measure_case
+from volumedr.geometry.patient import PatientFrame
 from volumedr.phantoms.case import case_names, load_case, load_case_file
 
 CASES = case_names()
@@ -25,8 +28,8 @@ def evidence(name):
 
 
 def test_the_library_covers_body_regions():
-    # chest (analytic and real CT), abdomen, wrist, sinuses, cervical spine; lumbar, hip and rib drafts are in
-    # tools/make_cases.py until they pass these tests
+    # chest (analytic and real CT), abdomen, wrist, sinuses, cervical and lumbar spine, hip; the rib draft is in
+    # tools/make_cases.py until it passes these tests
     regions = {load_case(n).body_part for n in CASES}
     assert {"CHEST", "ABDOMEN", "WRIST", "SINUS", "CSPINE", "LSPINE", "HIP"} <= regions, regions
 
@@ -47,6 +50,38 @@ def test_case_loads_with_findings_protocol_and_published_doses(name):
         assert len(bare.primitives) < len(case.primitives)
     else:
         assert (bare.volume.hu != case.volume.hu).any()
+
+
+_SIDE_WORD = re.compile(r"\b(right|left)\b", re.I)
+_SIDE_TAG = re.compile(r"^(?:([RL])\d*|\d+([RL]))$")  # "rib R8", "clavicle L", "transverse process 3R"
+
+
+def _side_named(label):
+    m = _SIDE_WORD.search(label)
+    if m:
+        return m.group(1)[0].upper()
+    for token in label.replace("(", " ").replace(")", " ").split():
+        m = _SIDE_TAG.match(token)
+        if m:
+            return m.group(1) or m.group(2)
+    return None
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_right_and_left_objects_lie_on_the_patients_right_and_left(name):
+    # the patient frame decides which way +x points (LFP: the patient's left; RFA: the patient's right)
+    case = load_case(name)
+    frame = PatientFrame(case.patient_axes)
+    for p in case.primitives:
+        side = _side_named(p.label)
+        if side is None or abs(p.centre_mm[0]) < 5:  # midline objects ("L2" is a vertebra, not a side)
+            continue
+        lps_x = frame.to_lps(p.centre_mm)[0]  # DICOM LPS: +x is the patient's left
+        assert (lps_x > 0) == (side == "L"), f"{name}: {p.label!r} at x = {p.centre_mm[0]:.0f} mm"
+    for f in case.findings:
+        side = _side_named(f.name)
+        if side is not None and abs(f.centre_mm[0]) >= 5:
+            assert (frame.to_lps(f.centre_mm)[0] > 0) == (side == "L"), f"{name}: finding {f.name!r}"
 
 
 @pytest.mark.parametrize("name", CASES)
