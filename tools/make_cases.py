@@ -408,15 +408,22 @@ while awaiting MRI.
         """
 Findings: an acute compression fracture of L2: a 3 mm sclerotic band of impacted trabeculae just below
 the upper endplate, tilted 15 degrees to the beam.
-Why volume DR helps: on the AP film the band is smeared by its tilt and crossed by gas in the overlying
-colon and small bowel. The bowel lies about 80 mm in front of the spine: on the slice at the band's
-depth the gas blurs away and the band stands out in the vertebral body.
+Why volume DR helps: on the AP film the band is smeared by its tilt and crossed by the gas of a loop
+of transverse colon sagging over L2. The colon lies about 90 mm in front of the spine: on the slice at
+the band's depth the gas blurs away and the band stands out in the vertebral body.
 Pitfalls: compare the endplates level by level; the overlapping psoas shadow and the transverse
 processes are not the fracture. A lytic pedicle ("winking owl") is the other thing to look for here.
 Compared with CT: CT or MRI shows retropulsion and marrow oedema (acute vs old); volume DR shows the
 band at a fraction of the CT dose.
 """)
     o = abdomen(pedicles=True)
+    # a loop of transverse colon sagging across L2, its gas broken up by haustral folds (90 mm nearer the tube
+    # than the spine, so magnified more: it sits 10 mm above L2 to project over it on the film)
+    rng = np.random.default_rng(3)
+    for k, x in enumerate(np.arange(-80.0, 81.0, 14.0)):
+        c = (float(x + rng.normal(0, 3)), float(-134 + 0.002 * x * x + rng.normal(0, 4)),
+             float(165 + rng.normal(0, 6)))
+        o += obj("sphere", f"transverse colon gas {k + 1}", "air", centre_mm=c, radius_mm=float(rng.uniform(7, 11)))
     o += obj("box", "impaction band (L2)", "cortical_bone", centre_mm=(0, -144, 78), size_mm=(36, 3, 14),
              rotation_deg=(15, 0, 0), finding="L2 compression fracture")
     f = finding("L2 compression fracture", (0, -144, 78), 6, True,

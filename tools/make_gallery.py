@@ -83,13 +83,21 @@ def gallery_image(name):
                 if abs(f.centre_mm[2] - ct.heights_mm()[kk]) <= 2 * max(f.size_mm, 4)]
     sl = rec.slices[k]
     rows = []
+    # the close-up is windowed on the finding and its surround (the CNR annulus), so that metal or gas
+    # elsewhere in the crop does not take the grey scale
+    near_mm = 1.25 * key.size_mm + 3.0
+
+    def window(img, centre, half_px):
+        (r0, r1), (c0, c1) = _crop_box(img.shape, centre, half_px)
+        return tuple(np.percentile(img[r0:r1, c0:c1], [1, 99.8]))
+
     for half in (half_mm, zoom_mm):
+        close = half == zoom_mm
         fb = _crop_box(study.dr.shape, key.film_pixel, half / det.pitch_row_mm)
-        fw = np.percentile(study.dr[fb[0][0]:fb[0][1], fb[1][0]:fb[1][1]], [1, 99.8])
-        panels = [_panel(study.dr, tuple(fw), film_marks, fb)]
+        fw = window(study.dr, key.film_pixel, (near_mm if close else half) / det.pitch_row_mm)
+        panels = [_panel(study.dr, fw, film_marks, fb)]
         crop = _crop_box(sl.shape, key.slice_pixel, half / px)
-        win = np.percentile(sl[crop[0][0]:crop[0][1], crop[1][0]:crop[1][1]], [1, 99.8])
-        panels.append(_panel(sl, tuple(win), slice_marks, crop))
+        panels.append(_panel(sl, window(sl, key.slice_pixel, (near_mm if close else half) / px), slice_marks, crop))
         panels.append(_panel(hu, (-1000, 1400), ct_marks, _crop_box(hu.shape, (cr, cc), half / cpx[0])))
         gap = np.full((PANEL, 8, 3), 255, np.uint8)
         row = [panels[0]]
