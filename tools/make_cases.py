@@ -28,16 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 MERMUYS = ("Mermuys K, De Geeter F, Bacher K, et al. Digital tomosynthesis in the detection of urolithiasis: "
            "diagnostic performance and dosimetry compared with digital radiography with MDCT as the reference standard. "
            "AJR 2010;195:161-167 (KUB 0.63 mSv, tomosynthesis 0.83 mSv; ../shared/FIELD-NOTES.md)")
+#: Published effective doses (mSv) of the AP abdomen film and of abdominal tomosynthesis at the KUB protocol.
+KUB_DOSE = ((0.63, 0.7), (0.83, 0.83), f"film: {MERMUYS}; {METTLER} (abdomen 0.7); sweep: {MERMUYS}")
 KOYAMA = ("Koyama S, Aoyama T, Oda N, Yamauchi-Kawaura C. Radiation dose evaluation in tomosynthesis and C-arm "
           "cone-beam CT examinations with an anthropomorphic phantom. Med Phys 2010;37:4298-4306")
 
 
 def bone(label, centre, semi, cortex, rot=(0, 0, 0)):
     """An ellipsoidal bone: cortical shell, cancellous inside."""
-    inner = [max(s - cortex, 0.5) for s in semi]
-    return (obj("ellipsoid", f"{label} (cortex)", "cortical_bone", centre_mm=centre, semi_axes_mm=semi, rotation_deg=rot)
-            + obj("ellipsoid", f"{label} (marrow)", "cancellous_bone", centre_mm=centre, semi_axes_mm=inner,
-                  rotation_deg=rot))
+    return bone_union([(label, centre, semi, rot)], cortex)
 
 
 def bone_union(parts, cortex):
@@ -179,9 +178,7 @@ Compared with CT: low-dose CT remains the reference; volume DR is good for follo
                 "6 mm calcium oxalate stone in the lower-pole calyx of the right kidney, behind colonic gas",
                 "SCT:95570007")
     return (h + protocol(angle=30.0, n=60, sid=1100.0, pivot=80.0, kvp=80.0, filt="2.5Al", sweep_mas=52.0,
-                         film_mas=40.0, rng=(20.0, 240.0), spacing=2.0,
-                         dose=((0.63, 0.7), (0.83, 0.83),
-                               f"film: {MERMUYS}; {METTLER} (abdomen 0.7); sweep: {MERMUYS}"))
+                         film_mas=40.0, rng=(20.0, 240.0), spacing=2.0, dose=KUB_DOSE)
             + o + "\n" + f)
 
 
@@ -510,7 +507,8 @@ volume DR is the low-dose follow-up.
 
 
 # ------------------------------------------------------------------------------------------- gallstone
-def gallbladder(stone=(55.0, -98.0, 176.0), d=8.0, rim=0.8, nidus=3.0, gas=24):
+def gallbladder():
+    stone, d, rim, nidus = (55.0, -98.0, 176.0), 8.0, 0.8, 3.0  # centre, diameter, rim, calcified nidus (mm)
     h = header(
         "gallbladder", "Abdomen AP: laminated gallstone hidden by duodenal and colonic gas", "abdomen",
         "ABDOMEN", "RFA", "supine, AP, on the table", (350.0, 420.0), 0.2,
@@ -526,8 +524,8 @@ Why volume DR helps: on the AP film the stone's thin rim is lost among the round
 in the duodenal cap and hepatic flexure behind it and the upper pole of the right kidney, rib 12 and
 the transverse process of L1 further back. The gallbladder lies about 60 mm in front of the gas and
 100 mm in front of the kidney, so on the slice at the stone's depth they blur away along the sweep
-and the stone stands out as a ring around a dot (the seed textbook lists gallstones among volume DR's abdominal
-uses).
+and the stone stands out as a ring around a dot (the seed textbook lists gallstones among volume
+DR's abdominal uses).
 Pitfalls: only about 15-20 % of gallstones contain enough calcium to be seen by radiography; a
 negative study does not exclude stones (ultrasound is the test of choice). Renal stones, costal
 cartilage calcification and a calcified adrenal lie at other depths: read the height of the slice
@@ -537,7 +535,7 @@ than both.
 """)
     o = abdomen()
     rng = np.random.default_rng(5)
-    for k in range(gas):  # duodenal cap and hepatic-flexure gas behind the gallbladder
+    for k in range(24):  # duodenal cap and hepatic-flexure gas behind the gallbladder
         c = (stone[0] + rng.normal(0, 14), stone[1] + rng.normal(0, 18), 115 + rng.normal(0, 8))
         o += obj("sphere", f"duodenal gas {k}", "air", centre_mm=c, radius_mm=float(rng.uniform(3, 8)))
     o += obj("ellipsoid", "gallbladder (bile)", "water", centre_mm=(stone[0], stone[1] - 4, stone[2] + 10),
@@ -552,10 +550,7 @@ than both.
                 "solitary 8 mm laminated gallstone (calcified rim and nidus) on the posterior wall of the "
                 "gallbladder, over duodenal gas and the right kidney on the film", "SCT:266474003")
     return (h + protocol(angle=30.0, n=60, sid=1100.0, pivot=110.0, kvp=80.0, filt="2.5Al", sweep_mas=52.0,
-                         film_mas=40.0, rng=(20.0, 240.0), spacing=2.0,
-                         dose=((0.63, 0.7), (0.83, 0.83),
-                               f"film: {MERMUYS}; {METTLER} (abdomen 0.7); sweep: {MERMUYS} (abdominal "
-                               f"tomosynthesis at the KUB protocol)"))
+                         film_mas=40.0, rng=(20.0, 240.0), spacing=2.0, dose=KUB_DOSE)
             + o + "\n" + f)
 
 

@@ -91,13 +91,11 @@ def gallery_image(name):
         (r0, r1), (c0, c1) = _crop_box(img.shape, centre, half_px)
         return tuple(np.percentile(img[r0:r1, c0:c1], [1, 99.8]))
 
-    for half in (half_mm, zoom_mm):
-        close = half == zoom_mm
+    for half, win_mm in ((half_mm, half_mm), (zoom_mm, near_mm)):
         fb = _crop_box(study.dr.shape, key.film_pixel, half / det.pitch_row_mm)
-        fw = window(study.dr, key.film_pixel, (near_mm if close else half) / det.pitch_row_mm)
-        panels = [_panel(study.dr, fw, film_marks, fb)]
+        panels = [_panel(study.dr, window(study.dr, key.film_pixel, win_mm / det.pitch_row_mm), film_marks, fb)]
         crop = _crop_box(sl.shape, key.slice_pixel, half / px)
-        panels.append(_panel(sl, window(sl, key.slice_pixel, (near_mm if close else half) / px), slice_marks, crop))
+        panels.append(_panel(sl, window(sl, key.slice_pixel, win_mm / px), slice_marks, crop))
         panels.append(_panel(hu, (-1000, 1400), ct_marks, _crop_box(hu.shape, (cr, cc), half / cpx[0])))
         gap = np.full((PANEL, 8, 3), 255, np.uint8)
         row = [panels[0]]
