@@ -20,6 +20,8 @@ CNR_GAIN = 1.5
 
 _measured: dict = {}
 
+pytestmark = pytest.mark.slow  # every case simulated and reconstructed: about two minutes
+
 
 def evidence(name):
     if name not in _measured:

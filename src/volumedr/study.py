@@ -7,6 +7,8 @@ import numpy as np
 
 from .geometry import AcquisitionGeometry
 
+RECONSTRUCTION_METHODS = ("fbp", "saa")
+
 
 @dataclass
 class Reconstruction:
@@ -65,3 +67,4 @@ class Study:
     reconstruction: Reconstruction | None = None
     metadata: dict = field(default_factory=dict)
     findings: list = field(default_factory=list)
+    dropped: list = field(default_factory=list)  # broken optional items left out when the file was read

@@ -6,6 +6,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .args import finite
+
 KIND_CHOICES = ("film", "projections", "slices")
 
 
@@ -120,16 +122,16 @@ def add_parsers(sub) -> None:
     s.add_argument("--to", required=True, metavar="AET@HOST:PORT", help="the PACS, e.g. ORTHANC@127.0.0.1:4242")
     s.add_argument("--as", dest="as_", choices=["ct", "dx"], default="ct", help="slices as CT (default) or DX")
     s.add_argument("--series", help="comma-separated subset of film,projections,slices (default: all present)")
-    s.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the PACS (default 30)")
+    s.add_argument("--timeout", type=finite, default=30.0, help="seconds to wait for the PACS (default 30)")
     s.set_defaults(func=cmd_send)
 
     f = sub.add_parser("find", help="list the studies on a PACS (C-FIND)")
     f.add_argument("--on", required=True, metavar="AET@HOST:PORT", help="the PACS")
     f.add_argument("--patient-id", help="only this patient ID (wildcards * and ? allowed)")
-    f.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the PACS (default 15)")
+    f.add_argument("--timeout", type=finite, default=15.0, help="seconds to wait for the PACS (default 15)")
     f.set_defaults(func=cmd_find)
 
     c = sub.add_parser("echo", help="check that a PACS answers (C-ECHO)")
     c.add_argument("--to", required=True, metavar="AET@HOST:PORT", help="the PACS")
-    c.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
+    c.add_argument("--timeout", type=finite, default=10.0, help="seconds to wait (default 10)")
     c.set_defaults(func=cmd_echo)

@@ -5,21 +5,13 @@ exits with status 2; Ctrl-C exits with 130 and leaves no partial file.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
 from pathlib import Path
 
 from ..errors import VolumedrError, VolumedrWarning
-
-
-def _positive_int(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
-    return v
+from .args import Parser, finite, positive_int, seed
 
 
 def _check_output(path: str) -> Path:
@@ -116,8 +108,8 @@ def cmd_gui(args) -> int:
     return run(study=args.study, case=args.case, screenshot=args.screenshot, detector=args.detector)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="volumedr", description="volumedr: digital tomosynthesis (volume DR) workstation")
+def build_parser() -> Parser:
+    p = Parser(prog="volumedr", description="volumedr: digital tomosynthesis (volume DR) workstation")
     from .. import __version__
 
     p.add_argument("--version", action="version", version=f"volumedr {__version__}")
@@ -132,18 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulate from a real axial CT series instead of a bundled case (PA chest protocol)")
     s.add_argument("-o", "--output", required=True, help="study file to write (.h5)")
     s.add_argument("--sweep", choices=["linear", "arc", "opposed"], help="tube motion (default: the case protocol)")
-    s.add_argument("--angle", type=float, help="total sweep angle in degrees")
-    s.add_argument("--projections", type=_positive_int, help="number of projections (clinical 25-60)")
+    s.add_argument("--angle", type=finite, help="total sweep angle in degrees")
+    s.add_argument("--projections", type=positive_int, help="number of projections (clinical 25-60)")
     s.add_argument("--direction", choices=["x", "y"], help="sweep direction")
-    s.add_argument("--sid", type=float, help="source-to-image distance in mm")
-    s.add_argument("--pivot", type=float, help="pivot (fulcrum) height above the detector in mm")
-    s.add_argument("--kvp", type=float, help="tube voltage")
-    s.add_argument("--mas", type=float, help="total mAs of the sweep (split over the views)")
-    s.add_argument("--film-mas", type=float, help="mAs of the plain film")
-    s.add_argument("--bin", type=_positive_int, default=1, help="detector binning (2 -> 1024 x 1024)")
-    s.add_argument("--seed", type=int, default=None, help="random seed (reproducible noise)")
-    s.add_argument("--scatter", type=float, help="scatter-to-primary fraction before the grid (default 0: off)")
-    s.add_argument("--ct-voxel", type=float, help="CT reference voxel size in mm (default 2)")
+    s.add_argument("--sid", type=finite, help="source-to-image distance in mm")
+    s.add_argument("--pivot", type=finite, help="pivot (fulcrum) height above the detector in mm")
+    s.add_argument("--kvp", type=finite, help="tube voltage")
+    s.add_argument("--mas", type=finite, help="total mAs of the sweep (split over the views)")
+    s.add_argument("--film-mas", type=finite, help="mAs of the plain film")
+    s.add_argument("--bin", type=positive_int, default=1, help="detector binning (2 -> 1024 x 1024)")
+    s.add_argument("--seed", type=seed, default=None, help="random seed (reproducible noise)")
+    s.add_argument("--scatter", type=finite, help="scatter-to-primary fraction before the grid (default 0: off)")
+    s.add_argument("--ct-voxel", type=finite, help="CT reference voxel size in mm (default 2)")
     s.add_argument("--no-ct", action="store_true", help="skip the CT reference volume")
     s.add_argument("--noise-free", action="store_true", help="expected values without quantum or electronic noise")
     s.set_defaults(func=cmd_simulate)
@@ -177,8 +169,10 @@ def main(argv=None) -> int:
     def show_warning(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, VolumedrWarning):
             print(f"volumedr: warning: {message}", file=sys.stderr)
-        else:
-            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+        else:  # another library's warning: one line too, saying where it came from
+            text = " ".join(str(message).split())
+            print(f"volumedr: warning: {category.__name__} from {Path(filename).name}:{lineno}: {text}",
+                  file=sys.stderr)
 
     warnings.showwarning = show_warning
     try:

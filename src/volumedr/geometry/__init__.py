@@ -9,6 +9,6 @@ z > 0, every source has z > 0, and a reconstructed slice at height h is the
 plane z = h.
 """
 from .detector import Detector
-from .sweep import SWEEP_KINDS, AcquisitionGeometry, Sweep, plain_film_geometry
+from .sweep import SWEEP_KINDS, AcquisitionGeometry, Sweep, plain_film_geometry, require_sweep
 
-__all__ = ["Detector", "Sweep", "AcquisitionGeometry", "SWEEP_KINDS", "plain_film_geometry"]
+__all__ = ["Detector", "Sweep", "AcquisitionGeometry", "SWEEP_KINDS", "plain_film_geometry", "require_sweep"]

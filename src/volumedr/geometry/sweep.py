@@ -202,6 +202,18 @@ class AcquisitionGeometry:
                                    self.detector_centres_mm[views], self.angles_deg[views])
 
 
+def require_sweep(geometry: AcquisitionGeometry) -> None:
+    """Refuse an acquisition without a sweep: slices need views from more than one source position
+    (relative to the detector); one position carries no depth information."""
+    rel = geometry.source_positions_mm - geometry.detector_centres_mm
+    if geometry.n_views < 2:
+        raise GeometryError(f"{geometry.n_views} view: tomosynthesis needs a sweep of several views "
+                            "(25-60 in clinical practice)")
+    if float(np.ptp(rel, axis=0).max()) < 1e-3:
+        raise GeometryError(f"all {geometry.n_views} views come from the same source position: there is no sweep, "
+                            "so no depth information to reconstruct slices from")
+
+
 def plain_film_geometry(detector: Detector, source_to_image_mm: float = 1800.0) -> AcquisitionGeometry:
     """A single view at 0 degrees: the conventional radiograph."""
     sid = float(source_to_image_mm)

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import StudyFileError
 from ..phantoms.volume import AIR_HU
-from .dicom_import import _pixels, read_headers
+from ..sysinfo import check_fits
+from .dicom_import import _pixels, numbers, read_headers
 
 
 @dataclass
@@ -49,34 +50,59 @@ def read_ct_series(folder: str | os.PathLike) -> AxialCT:
     if len(dss) < 3:
         raise StudyFileError(f"{folder}: a CT volume needs at least 3 axial slices, found {len(dss)}")
     first = dss[0]
-    for d in dss:
-        for kw in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns"):
-            if kw not in d:
-                raise StudyFileError(f"{d.filename}: missing attribute {kw}")
-        tilt = float(d.get("GantryDetectorTilt", 0) or 0)
+    geo = [_slice_geometry(d) for d in dss]
+    rows, cols, orient0, spacing0 = geo[0][0], geo[0][1], geo[0][3], geo[0][4]
+    for d, (r, c, _, orient, spacing, tilt) in zip(dss, geo):
         if abs(tilt) > 0.01:
             raise StudyFileError(f"{d.filename}: gantry tilt {tilt:g} deg (GantryDetectorTilt); volumedr needs an "
                                  "untilted series (resample it to axial first)")
-        if (d.Rows, d.Columns) != (first.Rows, first.Columns):
-            raise StudyFileError(f"{d.filename}: image size {d.Rows} x {d.Columns} differs from "
-                                 f"{first.Rows} x {first.Columns} (Rows/Columns)")
-        if np.max(np.abs(np.subtract(d.ImageOrientationPatient, first.ImageOrientationPatient))) > 1e-4:
+        if (r, c) != (rows, cols):
+            raise StudyFileError(f"{d.filename}: image size {r} x {c} differs from "
+                                 f"{rows} x {cols} (Rows/Columns)")
+        if np.max(np.abs(orient - orient0)) > 1e-4:
             raise StudyFileError(f"{d.filename}: ImageOrientationPatient differs from the rest of the series")
-        if np.max(np.abs(np.subtract(d.PixelSpacing, first.PixelSpacing))) > 1e-4:
+        if np.max(np.abs(spacing - spacing0)) > 1e-4:
             raise StudyFileError(f"{d.filename}: PixelSpacing differs from the rest of the series")
-    hu = np.empty((len(dss), int(first.Rows), int(first.Columns)), np.float32)
+    positions = np.array([g[2] for g in geo])
+    normal = np.cross(orient0[:3], orient0[3:])
+    depth = positions @ normal
+    if np.ptp(depth) < 1e-3:
+        raise StudyFileError(f"{folder}: all {len(dss)} slices have the same ImagePositionPatient along the "
+                             "slice normal; a volume needs slices at different positions")
+    check_fits(len(dss) * rows * cols * 4 * 3, f"reading {len(dss)} CT slices of {rows} x {cols}")
+    hu = np.empty((len(dss), rows, cols), np.float32)
     for i, d in enumerate(dss):
         a = _pixels(d)
+        if a.shape != (rows, cols):
+            raise StudyFileError(f"{d.filename}: the pixel data is {a.shape[0]} x {a.shape[1]}, not the "
+                                 f"{rows} x {cols} that Rows/Columns say")
         pad = d.get("PixelPaddingValue")
-        v = a.astype(np.float32) * float(d.get("RescaleSlope", 1) or 1) + float(d.get("RescaleIntercept", 0) or 0)
+        slope = float(numbers(d, "RescaleSlope", 1, required=False, default=[1.0])[0]) or 1.0
+        intercept = float(numbers(d, "RescaleIntercept", 1, required=False, default=[0.0])[0])
+        v = a.astype(np.float32) * slope + intercept
         if pad is not None:
             v[a == pad] = AIR_HU
         hu[i] = np.maximum(v, AIR_HU)  # outside-the-circle values (-2048, -3024) become air
-    return AxialCT(hu=hu, positions_mm=np.array([np.asarray(d.ImagePositionPatient, float) for d in dss]),
-                   orientation=np.asarray(first.ImageOrientationPatient, float),
-                   pixel_spacing_mm=(float(first.PixelSpacing[0]), float(first.PixelSpacing[1])),
-                   kvp=float(first.get("KVP", 120) or 120), description=str(first.get("SeriesDescription", "")),
+    kvp = float(numbers(first, "KVP", 1, required=False, default=[120.0], positive=True)[0])
+    return AxialCT(hu=hu, positions_mm=positions, orientation=orient0,
+                   pixel_spacing_mm=(float(spacing0[0]), float(spacing0[1])),
+                   kvp=kvp, description=str(first.get("SeriesDescription", "")),
                    patient_id=str(first.get("PatientID", "")), n_files=len(dss))
+
+
+def _slice_geometry(d):
+    """(rows, cols, position, orientation, pixel spacing, tilt) of one CT slice, each checked."""
+    rows = int(numbers(d, "Rows", 1, positive=True)[0])
+    cols = int(numbers(d, "Columns", 1, positive=True)[0])
+    position = numbers(d, "ImagePositionPatient", 3)
+    orient = numbers(d, "ImageOrientationPatient", 6)
+    rdir, cdir = orient[:3], orient[3:]
+    if abs(np.linalg.norm(rdir) - 1) > 1e-3 or abs(np.linalg.norm(cdir) - 1) > 1e-3 or abs(rdir @ cdir) > 1e-3:
+        raise StudyFileError(f"{d.filename}: ImageOrientationPatient {orient.tolist()} is not two orthogonal "
+                             "unit vectors")
+    spacing = numbers(d, "PixelSpacing", 2, positive=True)
+    tilt = float(numbers(d, "GantryDetectorTilt", 1, required=False, default=[0.0])[0])
+    return rows, cols, position, orient, spacing, tilt
 
 
 CHEST_PROTOCOL = {"kind": "linear", "direction": "y", "total_angle_deg": 30.0, "n_projections": 60,

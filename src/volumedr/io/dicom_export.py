@@ -36,19 +36,20 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from .. import __version__
-from ..errors import ParameterError, StudyFileError
+from ..errors import ParameterError, StudyFileError, VolumedrWarning
 from ..geometry.patient import PatientFrame
 from ..progress import Progress
 from ..study import Study
+from .tempfiles import new_temp_dir
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 DX_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
@@ -76,9 +77,17 @@ def _uid(*parts) -> str:
 
 
 def study_uid_of(study: Study) -> str:
+    """The study's Study Instance UID; an invalid stored one is replaced (with a warning) by a valid UID
+    derived from it, so the same file always exports with the same UIDs and never an invalid one."""
     uid = study.metadata.get("study_instance_uid")
     if uid:
-        return str(uid)
+        uid = str(uid)
+        if UID(uid).is_valid:
+            return uid
+        fresh = _uid("invalid-study-uid", uid)
+        warnings.warn(f"the study's study_instance_uid {uid[:70]!r} is not a valid DICOM UID; exported with "
+                      f"the UID {fresh} made from it instead", VolumedrWarning, stacklevel=2)
+        return fresh
     h = hashlib.sha1()
     h.update(np.ascontiguousarray(study.geometry.source_positions_mm).tobytes())
     if study.projections is not None:
@@ -426,7 +435,7 @@ def export_dicom(study: Study, outdir: str | os.PathLike, *, as_: str = "ct", ki
         raise StudyFileError(f"{outdir}: the export needs about {need / 2**30:.2f} GiB but the disk has "
                              f"{free / 2**30:.2f} GiB free")
     total = sum(n for _, n, _ in plans)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix="." + outdir.name + ".", suffix=".tmp"))
+    tmp = new_temp_dir(parent / outdir.name)
     files, series, done = [], {}, 0
     try:
         for kind, n, make in plans:

@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 
 from ..errors import StudyFileError
-from ..geometry import AcquisitionGeometry, Detector
+from ..geometry import AcquisitionGeometry, Detector, require_sweep
 from ..geometry.patient import PatientFrame
 from ..study import Reconstruction, Study
 from .dicom_export import DX_PROCESSING, DX_SCALE, PRIVATE_CREATOR, PRIVATE_GROUP
@@ -79,6 +80,8 @@ def _read_one(p: Path, pixels: bool):
     except OSError as exc:
         raise StudyFileError(f"{p}: cannot read: {exc.strerror}") from None
     has_preamble = head[128:132] == b"DICM"
+    if p.suffix.lower() == ".dcm" and len(head) < 132 and not head.startswith((b"\x02\x00", b"\x08\x00")):
+        raise StudyFileError(f"{p}: a damaged DICOM file ({len(head)} bytes, too short to be DICOM)")
     # no preamble (older scanners write the bare data set): it starts with a group 0002/0008 tag
     if not has_preamble and head[:2] not in (b"\x02\x00", b"\x08\x00"):
         return None
@@ -86,8 +89,13 @@ def _read_one(p: Path, pixels: bool):
         warnings.simplefilter("ignore")
         try:
             ds = pydicom.dcmread(p, stop_before_pixels=not pixels, force=not has_preamble)
-        except (InvalidDicomError, Exception):
+        except (InvalidDicomError, Exception) as exc:
+            if has_preamble:
+                raise StudyFileError(f"{p}: a damaged DICOM file (truncated or corrupted: "
+                                     f"{str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from None
             return None
+    if has_preamble and "SOPClassUID" not in ds:
+        raise StudyFileError(f"{p}: a damaged DICOM file (truncated or corrupted: it has no SOPClassUID)")
     if "SOPClassUID" not in ds and "Rows" not in ds:
         return None
     meta = getattr(ds, "file_meta", None)
@@ -97,6 +105,35 @@ def _read_one(p: Path, pixels: bool):
         ds.file_meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit else
                                           pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
     return ds
+
+
+def numbers(ds, keyword: str, count: int | None = None, *, required: bool = True, positive: bool = False,
+            default=None):
+    """The values of a numeric attribute as a float array, or a StudyFileError that names the attribute.
+
+    A damaged value (text in a DS, NaN, infinity, the wrong number of values) is an error, never
+    a traceback or a NaN passed on."""
+    name = getattr(ds, "filename", None) or "DICOM file"
+    try:
+        v = ds.get(keyword)
+    except Exception:  # pydicom converts DS/IS lazily and raises on text it cannot read
+        raise StudyFileError(f"{name}: attribute {keyword} is not a number") from None
+    if v is None or (isinstance(v, str) and not v.strip()):
+        if required:
+            raise StudyFileError(f"{name}: missing attribute {keyword}")
+        return default
+    vals = list(v) if isinstance(v, (list, tuple, MultiValue)) else [v]
+    try:
+        a = np.array([float(x) for x in vals], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise StudyFileError(f"{name}: attribute {keyword} must be numbers, got {str(v)[:40]!r}") from None
+    if count is not None and a.size != count:
+        raise StudyFileError(f"{name}: attribute {keyword} must have {count} values, got {a.size}")
+    if not np.all(np.isfinite(a)):
+        raise StudyFileError(f"{name}: attribute {keyword} must be finite, got {a.tolist()}")
+    if positive and np.any(a <= 0):
+        raise StudyFileError(f"{name}: attribute {keyword} must be positive, got {a.tolist()}")
+    return a
 
 
 def _need(ds, keyword: str):
@@ -140,9 +177,9 @@ def _series(datasets):
 
 
 def _spacing(ds, keyword="ImagerPixelSpacing") -> tuple[float, float]:
-    v = ds.get(keyword) or ds.get("PixelSpacing")
-    if v is None or len(v) != 2:
+    if keyword not in ds and "PixelSpacing" not in ds:
         raise StudyFileError(f"{ds.filename}: missing attribute {keyword} (or PixelSpacing)")
+    v = numbers(ds, keyword if keyword in ds else "PixelSpacing", 2, positive=True)
     return float(v[0]), float(v[1])
 
 
@@ -150,12 +187,13 @@ def _projection_values(ds) -> np.ndarray:
     a = _pixels(ds).astype(np.float64)
     slope = _private(ds, 0x03)
     if slope is not None:
-        return (a * float(slope) + float(_private(ds, 0x04) or 0.0)).astype(np.float32)
+        return (a * _float(slope, ds, "volumedr rescale slope") + _float(_private(ds, 0x04) or 0.0, ds,
+                                                                     "volumedr rescale intercept")).astype(np.float32)
     rel = str(ds.get("PixelIntensityRelationship", "LOG")).upper()
     if rel == "LIN":
         i0 = max(float(np.percentile(a, 99.9)), 1e-6)
         return (-np.log(np.maximum(a, 1e-6) / i0)).astype(np.float32)
-    sign = int(ds.get("PixelIntensityRelationshipSign", -1))
+    sign = float(numbers(ds, "PixelIntensityRelationshipSign", 1, required=False, default=[-1.0])[0])
     a = a * DX_SCALE
     return (a if sign < 0 else a.max() - a).astype(np.float32)
 
@@ -164,10 +202,11 @@ def _view_geometry(ds, direction: str):
     src = _private(ds, 0x01)
     if src is not None:
         det = _private(ds, 0x02)
-        return np.asarray(src, float), np.asarray(det if det is not None else (0, 0, 0), float)
-    angle = float(_need(ds, "PositionerPrimaryAngle"))
-    dist = float(_need(ds, "DistanceSourceToDetector"))
-    pivot = float(_need(ds, "TomoLayerHeight"))
+        return (_vector(src, ds, "volumedr source position"),
+                _vector(det if det is not None else (0, 0, 0), ds, "volumedr detector centre"))
+    angle = float(numbers(ds, "PositionerPrimaryAngle", 1)[0])
+    dist = float(numbers(ds, "DistanceSourceToDetector", 1)[0])
+    pivot = float(numbers(ds, "TomoLayerHeight", 1)[0])
     # the source sits at angle theta about the pivot (0, 0, p) and at distance D from the detector
     # centre: off = (z - p) tan(theta) and off^2 + z^2 = D^2 (true of linear and arc sweeps alike)
     t2 = np.tan(np.radians(angle)) ** 2
@@ -181,8 +220,34 @@ def _view_geometry(ds, direction: str):
     return src, np.zeros(3)
 
 
+def _float(v, ds, what: str) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise StudyFileError(f"{ds.filename}: the {what} is not a number ({str(v)[:40]!r})") from None
+    if not np.isfinite(x):
+        raise StudyFileError(f"{ds.filename}: the {what} is not finite ({x})")
+    return x
+
+
+def _vector(v, ds, what: str) -> np.ndarray:
+    try:
+        a = np.asarray(v, float).reshape(-1)
+    except (TypeError, ValueError):
+        raise StudyFileError(f"{ds.filename}: the {what} is not three numbers") from None
+    if a.shape != (3,) or not np.all(np.isfinite(a)):
+        raise StudyFileError(f"{ds.filename}: the {what} must be three finite numbers, got {a.tolist()}")
+    return a
+
+
+def _order(ds):
+    n = numbers(ds, "InstanceNumber", 1, required=False, default=[0.0])[0]
+    a = numbers(ds, "PositionerPrimaryAngle", 1, required=False, default=[0.0])[0]
+    return n, a
+
+
 def _projections(series: list, direction: str):
-    series = sorted(series, key=lambda d: (int(d.get("InstanceNumber", 0) or 0), float(d.get("PositionerPrimaryAngle", 0) or 0)))
+    series = sorted(series, key=_order)
     first = series[0]
     rows, cols = int(_need(first, "Rows")), int(_need(first, "Columns"))
     pitch = _spacing(first)
@@ -197,12 +262,13 @@ def _projections(series: list, direction: str):
         s, d = _view_geometry(ds, direction)
         srcs.append(s)
         dets.append(d)
-        angles.append(float(ds.get("PositionerPrimaryAngle", np.nan) or np.nan))
+        angles.append(float(numbers(ds, "PositionerPrimaryAngle", 1, required=False, default=[np.nan])[0]))
         proj[i] = _projection_values(ds)
     try:
         detector = Detector(rows=rows, cols=cols, pitch_row_mm=pitch[0], pitch_col_mm=pitch[1])
         geom = AcquisitionGeometry(detector, np.array(srcs), np.array(dets),
                                    None if np.isnan(angles).any() else np.array(angles))
+        require_sweep(geom)
     except Exception as exc:
         raise StudyFileError(f"{first.filename}: the series' geometry is invalid: {exc}") from None
     return proj, geom, first

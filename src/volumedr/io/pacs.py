@@ -52,6 +52,9 @@ def parse_peer(text: str) -> Peer:
 def _ae(contexts, timeout_s: float):
     from pynetdicom import AE
 
+    if not (0 < timeout_s <= 3600):
+        raise ParameterError(f"the PACS timeout must be more than 0 and at most 3600 s, got {timeout_s:g}")
+
     ae = AE(ae_title=CALLING_AET)
     for c in contexts:
         ae.add_requested_context(c, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])

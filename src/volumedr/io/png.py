@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from .tempfiles import new_temp_file
 
 
 def to_uint8(image: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
@@ -43,9 +44,9 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    tmp = new_temp_file(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(png)
         os.replace(tmp, path)
     except BaseException:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ParameterError
-from ..geometry import AcquisitionGeometry
+from ..errors import GeometryError, ParameterError
+from ..geometry import AcquisitionGeometry, require_sweep
 from ..progress import CancelToken, Progress, drive
 from ..study import Reconstruction
 from ..sysinfo import check_fits
@@ -118,6 +118,10 @@ class Reconstructor:
         if proj.shape[1:] != geometry.detector.shape:
             raise ParameterError(f"projections are {proj.shape[1]} x {proj.shape[2]} but the detector is "
                                  f"{geometry.detector.rows} x {geometry.detector.cols}")
+        try:
+            require_sweep(geometry)
+        except GeometryError as exc:
+            raise ParameterError(str(exc)) from None
         bad = ~np.isfinite(proj)
         if bad.any():
             v = int(np.argwhere(bad.any(axis=(1, 2)))[0, 0])

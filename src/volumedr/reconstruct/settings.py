@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ParameterError
+from ..study import RECONSTRUCTION_METHODS as METHODS
 
-METHODS = ("fbp", "saa")
 MAX_SLICES = 4000
 
 
