@@ -20,10 +20,14 @@ setup() {
         touch .venv/.installed
     fi
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-        # shared libraries Qt's offscreen and xcb platforms load at run time
-        # and, for the tests, the DICOM validator (dicom3tools) and a real PACS (orthanc)
+        # shared libraries Qt's offscreen and X11 (xcb) platforms load at run time (without the xcb ones
+        # the window aborts on a real desktop), and, for the tests, the DICOM validator (dicom3tools),
+        # a real PACS (orthanc), an X server and its screen grabber (xvfb, x11-apps)
         pkgs="libegl1 libgl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0"
-        if [ "${1:-}" = "test" ]; then pkgs="$pkgs dicom3tools orthanc"; fi
+        pkgs="$pkgs libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-render-util0"
+        pkgs="$pkgs libxcb-image0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 libxcb-xfixes0 libxcb-sync1 libxcb-shm0"
+        pkgs="$pkgs libxcb-render0 libx11-xcb1"
+        if [ "${1:-}" = "test" ]; then pkgs="$pkgs dicom3tools orthanc xvfb x11-apps"; fi
         missing=""
         for pkg in $pkgs; do
             dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"

@@ -105,7 +105,8 @@ def cmd_gui(args) -> int:
         raise VolumedrError(f"the workstation needs PySide6 and pyqtgraph ({exc}); install with pip install -e .[gui]") from None
     if args.study and not Path(args.study).exists():
         raise VolumedrError(f"{args.study}: no such file")
-    return run(study=args.study, case=args.case, screenshot=args.screenshot, detector=args.detector)
+    return run(study=args.study, case=args.case, screenshot=args.screenshot, detector=args.detector,
+               verbose=args.verbose)
 
 
 def build_parser() -> Parser:
@@ -151,6 +152,7 @@ def build_parser() -> Parser:
                                            "2048 x 2048 (full)"],
                     default=None, help="detector read-out for acquisitions")
     gu.add_argument("--screenshot", metavar="PNG", help="wait for the reconstruction, save a screenshot, exit")
+    gu.add_argument("-v", "--verbose", action="store_true", help="report finished jobs on the terminal")
     gu.set_defaults(func=cmd_gui)
 
     from .reconstruct_cmd import add_parser as add_reconstruct

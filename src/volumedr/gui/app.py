@@ -14,13 +14,20 @@ def display_available() -> bool:
 
 
 def run(study: str | None = None, case: str | None = "chest", screenshot: str | None = None,
-        detector: str | None = None, timeout_s: float = 600.0) -> int:
+        detector: str | None = None, timeout_s: float = 600.0, verbose: bool = False) -> int:
     if not display_available():
         if screenshot:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
         else:
             print("volumedr: error: no display available; run under X/Wayland, or set QT_QPA_PLATFORM=offscreen "
                   "(e.g. volumedr gui --screenshot view.png)", file=sys.stderr)
+            return 2
+    from .platform_check import wants_xcb, xcb_problem
+
+    if wants_xcb():
+        problem = xcb_problem()
+        if problem:
+            print(f"volumedr: error: {problem}", file=sys.stderr)
             return 2
     from PySide6 import QtCore, QtWidgets  # noqa: F401  (PySide6 before pyqtgraph)
     import pyqtgraph as pg
@@ -33,6 +40,10 @@ def run(study: str | None = None, case: str | None = "chest", screenshot: str | 
     win = MainWindow(case=case if not study else None, study_path=study, detector_label=detector)
     win.show()
     status = {"rc": 0}
+    if verbose:  # what the status bar says, on the terminal too
+        win.job_finished.connect(lambda name: print(f"volumedr: {name} finished", file=sys.stderr, flush=True))
+        win.reconstruction_shown.connect(lambda: print(f"volumedr: reconstruction shown: {win.status_label.text()}",
+                                                       file=sys.stderr, flush=True))
     if screenshot:
         def save():
             ok = win.grab().save(screenshot, "PNG")
