@@ -34,7 +34,7 @@ def free_port() -> int:
 
 
 class Orthanc:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, **extra):
         self.dicom_port, self.http_port = free_port(), free_port()
         (root / "db").mkdir()
         cfg = {
@@ -45,6 +45,7 @@ class Orthanc:
             "DicomModalities": {"volumedr": ["VOLUMEDR", "127.0.0.1", 11112]},
             "Plugins": [], "StableAge": 1, "HttpTimeout": 10,
         }
+        cfg.update(extra)
         path = root / "orthanc.json"
         path.write_text(json.dumps(cfg))
         self.log = open(root / "orthanc.log", "w")
@@ -170,3 +171,98 @@ def test_peer_addresses():
     for bad in ("ORTHANC@host", "127.0.0.1:4242", "A@h:0", "WAYTOOLONGAETITLE1@h:1"):
         with pytest.raises(Exception, match="AET@HOST:PORT|port"):
             parse_peer(bad)
+
+
+# ------------------------------------------------------------------------------------- DICOM over TLS
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    from certs import issue, make_ca
+
+    d = tmp_path_factory.mktemp("pki")
+    ca = make_ca(d)
+    other = make_ca(d, "some other CA")
+    return {"ca": ca, "other_ca": other, "server": issue(ca, d, "orthanc", server=True),
+            "client": issue(ca, d, "volumedr", server=False),
+            "stranger": issue(other, d, "stranger", server=False)}
+
+
+@pytest.fixture(scope="module")
+def tls_orthanc(tmp_path_factory, pki):
+    """Orthanc whose DICOM port speaks TLS only and requires a client certificate from our CA."""
+    o = Orthanc(tmp_path_factory.mktemp("orthanc-tls"), DicomTlsEnabled=True,
+                DicomTlsCertificate=str(pki["server"]["cert_path"]), DicomTlsPrivateKey=str(pki["server"]["key_path"]),
+                DicomTlsTrustedCertificates=str(pki["ca"]["cert_path"]), DicomTlsRemoteCertificateRequired=True)
+    yield o
+    o.stop()
+
+
+def _tls(pki, ca="ca", client="client"):
+    args = ["--tls", "--ca", str(pki[ca]["cert_path"])]
+    if client:
+        args += ["--cert", str(pki[client]["cert_path"]), "--key", str(pki[client]["key_path"])]
+    return args
+
+
+def _one_error(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("volumedr: error:"), err
+    return lines[0]
+
+
+def test_echo_send_and_find_over_tls(tls_orthanc, pki, study_file, capsys):
+    path, study = study_file
+    peer = f"ORTHANC@127.0.0.1:{tls_orthanc.dicom_port}"
+    assert main(["echo", "--to", peer, *_tls(pki)]) == 0
+    assert "(TLS) answered C-ECHO" in capsys.readouterr().out
+    assert main(["send", str(path), "--to", peer, "--series", "film", *_tls(pki)]) == 0
+    assert "sent 1 images" in capsys.readouterr().out
+    assert main(["find", "--on", peer, *_tls(pki)]) == 0
+    assert study.metadata["study_instance_uid"] in capsys.readouterr().out
+    # and the image really arrived (Orthanc's own REST API)
+    assert any(s["MainDicomTags"]["StudyInstanceUID"] == study.metadata["study_instance_uid"]
+               for s in tls_orthanc.get("/studies?expand"))
+
+
+def test_a_server_certificate_from_another_ca_is_refused(tls_orthanc, pki, capsys):
+    t0 = time.monotonic()
+    assert main(["echo", "--to", f"ORTHANC@127.0.0.1:{tls_orthanc.dicom_port}", *_tls(pki, ca="other_ca")]) == 2
+    line = _one_error(capsys)
+    assert "does not verify" in line and "some-other-CA" in line, line
+    assert time.monotonic() - t0 < 15
+
+
+def test_a_client_certificate_the_pacs_does_not_trust_is_named(tls_orthanc, pki, capsys):
+    assert main(["echo", "--to", f"ORTHANC@127.0.0.1:{tls_orthanc.dicom_port}", *_tls(pki, client="stranger")]) == 2
+    line = _one_error(capsys)
+    assert "client" in line and "certificate" in line, line
+    assert main(["echo", "--to", f"ORTHANC@127.0.0.1:{tls_orthanc.dicom_port}", *_tls(pki, client=None)]) == 2
+    line = _one_error(capsys)
+    assert "certificate" in line, line
+
+
+def test_plain_dicom_to_a_tls_only_port_fails_fast_and_says_tls(tls_orthanc, capsys):
+    t0 = time.monotonic()
+    assert main(["echo", "--to", f"ORTHANC@127.0.0.1:{tls_orthanc.dicom_port}", "--timeout", "20"]) == 2
+    assert time.monotonic() - t0 < 10
+    line = _one_error(capsys)
+    assert "--tls" in line, line
+
+
+def test_tls_to_a_plain_port_is_a_clear_error(orthanc, pki, capsys):
+    assert main(["echo", "--to", str(orthanc.peer), *_tls(pki)]) == 2
+    line = _one_error(capsys)
+    assert "TLS handshake" in line, line
+
+
+def test_tls_options_are_checked_before_connecting(pki, tmp_path, capsys):
+    assert main(["echo", "--to", "A@127.0.0.1:1", "--ca", str(pki["ca"]["cert_path"])]) == 2
+    assert "add --tls" in _one_error(capsys)
+    assert main(["echo", "--to", "A@127.0.0.1:1", "--tls", "--ca", str(tmp_path / "none.pem")]) == 2
+    assert "does not exist" in _one_error(capsys)
+    assert main(["echo", "--to", "A@127.0.0.1:1", "--tls", "--cert", str(pki["client"]["cert_path"])]) == 2
+    assert "--key" in _one_error(capsys)
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    assert main(["echo", "--to", "A@127.0.0.1:1", "--tls", "--ca", str(bad)]) == 2
+    assert "cannot read the CA certificate" in _one_error(capsys)

@@ -52,11 +52,30 @@ def cmd_import(args) -> int:
     return 0
 
 
+def _peer(args, address: str):
+    """The PACS to talk to, with the TLS settings of --tls/--ca/--cert/--key."""
+    from ..errors import ParameterError
+    from ..io.pacs import TlsSettings, parse_peer
+
+    if not args.tls and (args.ca or args.cert or args.key):
+        raise ParameterError("--ca, --cert and --key are for DICOM over TLS: add --tls")
+    tls = TlsSettings(ca_path=args.ca, cert_path=args.cert, key_path=args.key) if args.tls else None
+    return parse_peer(address, tls)
+
+
+def _add_tls(p) -> None:
+    p.add_argument("--tls", action="store_true",
+                   help="DICOM over TLS (PS3.15 Annex B); the PACS's certificate is verified")
+    p.add_argument("--ca", metavar="PEM", help="CA certificate(s) to verify the PACS against (default: the system's)")
+    p.add_argument("--cert", metavar="PEM", help="this workstation's certificate, for PACSs that require one")
+    p.add_argument("--key", metavar="PEM", help="the private key of --cert")
+
+
 def cmd_send(args) -> int:
-    from ..io.pacs import parse_peer, send_files
+    from ..io.pacs import send_files
     from ..progress import TerminalBar, drive
 
-    peer = parse_peer(args.to)
+    peer = _peer(args, args.to)
     src = Path(args.source)
     t0 = time.perf_counter()
     if src.is_dir():
@@ -76,9 +95,9 @@ def cmd_send(args) -> int:
 
 
 def cmd_find(args) -> int:
-    from ..io.pacs import find_studies, parse_peer
+    from ..io.pacs import find_studies
 
-    peer = parse_peer(args.on)
+    peer = _peer(args, args.on)
     rows = find_studies(peer, patient_id=args.patient_id or "", timeout_s=args.timeout)
     if not rows:
         print(f"no studies on {peer}")
@@ -91,9 +110,9 @@ def cmd_find(args) -> int:
 
 
 def cmd_echo(args) -> int:
-    from ..io.pacs import echo, parse_peer
+    from ..io.pacs import echo
 
-    peer = parse_peer(args.to)
+    peer = _peer(args, args.to)
     t0 = time.perf_counter()
     echo(peer, timeout_s=args.timeout)
     print(f"{peer} answered C-ECHO in {1000 * (time.perf_counter() - t0):.0f} ms", file=sys.stdout)
@@ -123,15 +142,18 @@ def add_parsers(sub) -> None:
     s.add_argument("--as", dest="as_", choices=["ct", "dx"], default="ct", help="slices as CT (default) or DX")
     s.add_argument("--series", help="comma-separated subset of film,projections,slices (default: all present)")
     s.add_argument("--timeout", type=finite, default=30.0, help="seconds to wait for the PACS (default 30)")
+    _add_tls(s)
     s.set_defaults(func=cmd_send)
 
     f = sub.add_parser("find", help="list the studies on a PACS (C-FIND)")
     f.add_argument("--on", required=True, metavar="AET@HOST:PORT", help="the PACS")
     f.add_argument("--patient-id", help="only this patient ID (wildcards * and ? allowed)")
     f.add_argument("--timeout", type=finite, default=15.0, help="seconds to wait for the PACS (default 15)")
+    _add_tls(f)
     f.set_defaults(func=cmd_find)
 
     c = sub.add_parser("echo", help="check that a PACS answers (C-ECHO)")
     c.add_argument("--to", required=True, metavar="AET@HOST:PORT", help="the PACS")
     c.add_argument("--timeout", type=finite, default=10.0, help="seconds to wait (default 10)")
+    _add_tls(c)
     c.set_defaults(func=cmd_echo)
