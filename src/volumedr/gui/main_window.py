@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ..errors import VolumedrError
 from ..geometry import Detector
 from ..io.study_file import read_study, write_study
+from ..sysinfo import limit_malloc_arenas, release_free_memory
 from ..phantoms.case import case_names, load_case
 from ..reconstruct import ReconSettings
 from ..simulate import settings_from_case, sweep_from_case
@@ -46,6 +48,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def __init__(self, *, case: str | None = "chest", study_path: str | None = None, detector_label=None):
         super().__init__()
+        limit_malloc_arenas(2)  # job threads come and go; without a limit each keeps its freed arrays resident
         self.setWindowTitle("volumedr - volume DR workstation")
         self.resize(1500, 900)
         self.study: Study | None = None
@@ -53,7 +56,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.preview = None
         self.index = 0
         self.worker: GeneratorWorker | None = None
-        self._workers: list[GeneratorWorker] = []
+        self._workers: list[GeneratorWorker] = []  # kept until their last signal is handled here
+        self._cases: dict = {}  # name -> Case (cases are immutable); filled in the background at start
+        threading.Thread(target=self._preload_cases, name="volumedr-preload-cases", daemon=True).start()
         self.last_error: str | None = None
         self.settings_pacs: str | None = None
         self._error_box = None
@@ -285,12 +290,22 @@ class MainWindow(QtWidgets.QMainWindow):
         sb.addPermanentWidget(self.cancel_button)
 
     # ---------------------------------------------------------------- controls
+    def _preload_cases(self):
+        """Load every bundled case off the GUI thread (a CT-based case reads and inflates its volume),
+        so that choosing one never freezes the window."""
+        for name in case_names():
+            if name not in self._cases:
+                try:
+                    self._cases.setdefault(name, load_case(name))
+                except VolumedrError:
+                    pass  # reported when the user picks it
+
     def _on_case_changed(self):
         name = self.case_combo.currentData()
         if not name:
             return
         try:
-            case = load_case(name)
+            case = self._cases.get(name) or self._cases.setdefault(name, load_case(name))  # cases are immutable
         except VolumedrError as exc:
             self.show_error(str(exc))
             return
@@ -365,7 +380,9 @@ class MainWindow(QtWidgets.QMainWindow):
         w.cancelled.connect(self._on_cancelled, q)
         w.finished.connect(self._on_finished, q)
         self.worker = w
-        self._workers = [x for x in self._workers if not x.thread.isFinished()] + [w]
+        # a worker is dropped only once its last signal was handled here and its thread has ended
+        # (dropping it earlier loses the sender of a queued signal and can destroy a running QThread)
+        self._workers = [x for x in self._workers if not (getattr(x, "ended", False) and x.thread.isFinished())] + [w]
         self.progress.setVisible(True)
         self.progress.setValue(0)
         self.cancel_button.setVisible(True)
@@ -416,6 +433,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.job_finished.emit(w.name)
 
     def _end_job(self, w):
+        w.ended = True
+        release_free_memory()  # what the job freed goes back to the system, not into its thread's arena
         if w is self.worker:
             self.progress.setVisible(False)
             self.cancel_button.setVisible(False)

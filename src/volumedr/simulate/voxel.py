@@ -21,6 +21,23 @@ from . import _kernels as K
 MATERIALS = ("water", "cortical_bone")
 
 
+_FRACTIONS: dict = {}  # id(volume) -> (volume, fractions): the last few volumes projected
+
+
+def _fractions(volume: VoxelVolume) -> np.ndarray:
+    """Water and bone fractions of a volume, (2, nz, ny, nx) float32, computed once per volume object (a
+    workstation simulates the same case again and again; this is the costly part of starting)."""
+    hit = _FRACTIONS.get(id(volume))
+    if hit is not None and hit[0] is volume:
+        return hit[1]
+    w, b = material_fractions(volume.hu, volume.effective_energy_kev)
+    fr = np.ascontiguousarray(np.stack([w, b]))
+    while len(_FRACTIONS) >= 3:
+        _FRACTIONS.pop(next(iter(_FRACTIONS)))
+    _FRACTIONS[id(volume)] = (volume, fr)
+    return fr
+
+
 class VoxelLengths:
     """Callable (geometry, view, out) -> per-material path lengths (M, R, C) in mm."""
 
@@ -28,8 +45,7 @@ class VoxelLengths:
 
     def __init__(self, volume: VoxelVolume):
         self.volume = volume
-        w, b = material_fractions(volume.hu, volume.effective_energy_kev)
-        self.fractions = np.ascontiguousarray(np.stack([w, b]))  # (2, nz, ny, nx)
+        self.fractions = _fractions(volume)  # (2, nz, ny, nx)
         dz, dy, dx = volume.spacing_mm
         self.grid = SliceGrid((volume.hu.shape[1], volume.hu.shape[2]), (dy, dx), volume.origin_mm[:2])
         self.heights = volume.axis_mm("z")
@@ -61,7 +77,8 @@ class VoxelLengths:
 
     def _upsampling(self, det: Detector):
         """(coarse detector, factor, fine-pixel coordinates on the coarse grid), computed once per detector."""
-        if self._up is None or self._up[0] != det:
+        up = self._up  # one read and one write: two simulations may share this object (threads)
+        if up is None or up[0] != det:
             small, f = self.coarse_detector(det)
             coords = None
             if f > 1:
@@ -69,8 +86,9 @@ class VoxelLengths:
                 rf = (np.arange(det.rows) - (det.rows - 1) / 2) / f + (small.rows - 1) / 2
                 cf = (np.arange(det.cols) - (det.cols - 1) / 2) / f + (small.cols - 1) / 2
                 coords = np.meshgrid(rf, cf, indexing="ij")
-            self._up = (det, small, f, coords)
-        return self._up[1:]
+            up = (det, small, f, coords)
+            self._up = up
+        return up[1:]
 
     def __call__(self, geometry: AcquisitionGeometry, view: int, out=None) -> np.ndarray:
         det = geometry.detector
