@@ -227,6 +227,26 @@ def test_save_open_and_export(window, qtbot, tmp_path):
     win2.close()
 
 
+def test_a_study_with_a_damaged_film_opens_with_a_warning(window, qtbot, tmp_path):
+    import h5py
+    import warnings
+
+    p = tmp_path / "damaged.h5"
+    with qtbot.waitSignal(window.job_finished, timeout=30000):
+        window.save_study(str(p))
+    with h5py.File(p, "r+") as f:
+        del f["dr"]
+        f["dr"] = np.zeros((3, 3), np.float32)  # the wrong shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the worker's warning goes to the terminal; the window says it too
+        win2 = MainWindow(case=None, study_path=str(p))
+        with qtbot.waitSignal(win2.reconstruction_shown, timeout=30000):
+            win2.show()
+    assert win2.last_error is None and "/dr" in (win2.last_warning or "")
+    assert win2.rec is not None and win2.film_pane.image is None and win2.slice_pane.image is not None
+    win2.close()
+
+
 def test_gui_without_display_says_so_in_one_line():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     r = subprocess.run([sys.executable, "-m", "volumedr.cli.main", "gui"], env=env, capture_output=True, text=True,

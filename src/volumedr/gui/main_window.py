@@ -60,6 +60,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._cases: dict = {}  # name -> Case (cases are immutable); filled in the background at start
         threading.Thread(target=self._preload_cases, name="volumedr-preload-cases", daemon=True).start()
         self.last_error: str | None = None
+        self.last_warning: str | None = None
         self.settings_pacs: str | None = None
         self._error_box = None
         self._cine_dir = 1
@@ -446,9 +447,16 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def show_error(self, msg: str):
         self.last_error = msg
-        self.status_label.setText(f"Error: {msg}")
-        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Critical, "volumedr", msg,
-                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        self._message(QtWidgets.QMessageBox.Icon.Critical, f"Error: {msg}", msg)
+
+    def show_warning(self, msg: str):
+        """Something the user should know that did not stop the work (a study opened without a broken item)."""
+        self.last_warning = msg
+        self._message(QtWidgets.QMessageBox.Icon.Warning, f"Warning: {msg}", msg)
+
+    def _message(self, icon, status: str, msg: str):
+        self.status_label.setText(status)
+        box = QtWidgets.QMessageBox(icon, "volumedr", msg, QtWidgets.QMessageBox.StandardButton.Ok, self)
         box.setModal(False)
         box.show()
         self._error_box = box
@@ -752,6 +760,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.rec = None
             self.set_study(study)
             self.setWindowTitle(f"volumedr - {Path(path).name}")
+            if study.dropped:  # damaged or invalid optional items: the rest opened, say what is missing
+                self.show_warning(f"{Path(path).name} opened without these damaged or invalid items: "
+                                  f"{', '.join(study.dropped)}")
             if study.reconstruction is None:
                 self.reconstruct()
 

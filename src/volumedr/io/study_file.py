@@ -606,9 +606,3 @@ def read_reconstruction_group(f, path, *, load_slices=True) -> Reconstruction:
         slices = _numeric(s, "/reconstruction/slices").astype(np.float32, copy=False)
     return Reconstruction(slices=slices, heights_mm=heights, pixel_spacing_mm=tuple(spacing),
                           origin_mm=tuple(origin), thickness_mm=thickness, method=method, parameters=params)
-
-
-def copy_study(src, dst) -> None:
-    """Copy a study file atomically."""
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
