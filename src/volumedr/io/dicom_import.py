@@ -39,6 +39,7 @@ from ..errors import StudyFileError
 from ..geometry import AcquisitionGeometry, Detector, require_sweep
 from ..geometry.patient import PatientFrame
 from ..study import Reconstruction, Study
+from .values import BadValue, number_array
 from .dicom_export import DX_PROCESSING, DX_SCALE, PRIVATE_CREATOR, PRIVATE_GROUP
 
 
@@ -122,18 +123,11 @@ def numbers(ds, keyword: str, count: int | None = None, *, required: bool = True
         if required:
             raise StudyFileError(f"{name}: missing attribute {keyword}")
         return default
-    vals = list(v) if isinstance(v, (list, tuple, MultiValue)) else [v]
     try:
-        a = np.array([float(x) for x in vals], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise StudyFileError(f"{name}: attribute {keyword} must be numbers, got {str(v)[:40]!r}") from None
-    if count is not None and a.size != count:
-        raise StudyFileError(f"{name}: attribute {keyword} must have {count} values, got {a.size}")
-    if not np.all(np.isfinite(a)):
-        raise StudyFileError(f"{name}: attribute {keyword} must be finite, got {a.tolist()}")
-    if positive and np.any(a <= 0):
-        raise StudyFileError(f"{name}: attribute {keyword} must be positive, got {a.tolist()}")
-    return a
+        return number_array(list(v) if isinstance(v, (list, tuple, MultiValue)) else v, keyword, count,
+                            positive=positive)
+    except BadValue as exc:
+        raise StudyFileError(f"{name}: {exc}") from None
 
 
 def _need(ds, keyword: str):

@@ -46,6 +46,7 @@ from ..geometry import AcquisitionGeometry, Detector
 from ..study import RECONSTRUCTION_METHODS, CTReference, Reconstruction, Study
 from ..sysinfo import check_fits
 from .tempfiles import new_temp_file
+from .values import BadValue, number_array
 
 FORMAT = "volumedr-study"
 FORMAT_VERSION = 1
@@ -343,16 +344,10 @@ def _numeric(ds, item: str, ndim: int | None = None, shape=None) -> np.ndarray:
 def _attr_array(obj, name: str, size: int | None = None) -> np.ndarray:
     if name not in obj.attrs:
         raise _Invalid(f"lacks the attribute {name}")
-    v = obj.attrs[name]
     try:
-        a = np.asarray(v, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise _Invalid(f"attribute {name} must be numbers, got {str(v)[:40]!r}") from None
-    if size is not None and a.size != size:
-        raise _Invalid(f"attribute {name} must have {size} values, got {a.size}")
-    if not np.all(np.isfinite(a)):
-        raise _Invalid(f"attribute {name} must be finite, got {a.tolist()}")
-    return a
+        return number_array(obj.attrs[name], name, size)
+    except BadValue as exc:
+        raise _Invalid(str(exc)) from None
 
 
 def _open(path) -> h5py.File:
@@ -445,10 +440,10 @@ def _attr_json(obj, name, default=None):
 
 def _finite_numbers(v, n=None) -> bool:
     try:
-        a = np.asarray(v, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
+        number_array(v, "", n)
+    except BadValue:
         return False
-    return (n is None or a.size == n) and bool(np.all(np.isfinite(a)))
+    return True
 
 
 def _check_finding(fd) -> None:

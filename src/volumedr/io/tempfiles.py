@@ -76,28 +76,27 @@ def remove_stale(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def new_temp_file(target: str | os.PathLike) -> Path:
-    """Create an empty temporary file beside ``target`` (after removing stale ones there)."""
+def _new_temp(target: str | os.PathLike, make) -> Path:
     target = Path(target)
     remove_stale(target.parent)
     while True:
         p = target.parent / temp_name(target)
         try:
-            fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            make(p)
         except FileExistsError:
             continue
-        os.close(fd)
         return p
+
+
+def _create_file(p: Path) -> None:
+    os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+
+
+def new_temp_file(target: str | os.PathLike) -> Path:
+    """Create an empty temporary file beside ``target`` (after removing stale ones there)."""
+    return _new_temp(target, _create_file)
 
 
 def new_temp_dir(target: str | os.PathLike) -> Path:
     """Create an empty temporary folder beside ``target`` (after removing stale ones there)."""
-    target = Path(target)
-    remove_stale(target.parent)
-    while True:
-        p = target.parent / temp_name(target)
-        try:
-            p.mkdir()
-        except FileExistsError:
-            continue
-        return p
+    return _new_temp(target, Path.mkdir)
