@@ -505,6 +505,11 @@ def parameter_cases(root: Path, base_study: Path) -> list[Case]:
                    (("--thickness", "-2"), "thickness"), (("--thickness", "inf"), "--thickness"),
                    (("--range", "nan:50"), "range"), (("--range", "10:inf"), "range"), (("--range", ":"), "ZMIN:ZMAX"),
                    (("--range", "5"), "ZMIN:ZMAX"), (("--range", "1e9:2e9"), ""), (("--method", "art"), "--method"),
+                   (("--method", "sart", "--iterations", "0"), "--iterations"),
+                   (("--method", "sart", "--iterations", "500"), "1 to 200"),
+                   (("--method", "sart", "--subsets", "26"), "outnumber"),
+                   (("--method", "sart", "--tv", "-0.5"), "TV weight"), (("--method", "sart", "--tv", "nan"), "--tv"),
+                   (("--method", "sart", "--init", "random"), "--init"), (("--iterations", "3"), "--method sart"),
                    (("--range", "1:1000", "--spacing", "0.1"), "")]:
         new("rec" + "".join(a).replace("-", "_").replace(".", "p").replace(":", "_"), rec(*a), msg)
     new("export-bad-series", lambda p, out: ["export-dicom", str(p), str(out / "d"), "--series", "x-rays"], "--series")

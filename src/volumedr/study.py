@@ -7,7 +7,7 @@ import numpy as np
 
 from .geometry import AcquisitionGeometry
 
-RECONSTRUCTION_METHODS = ("fbp", "saa")
+RECONSTRUCTION_METHODS = ("fbp", "saa", "sart")
 
 
 @dataclass

@@ -4,18 +4,26 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .args import finite
+from .args import finite, positive_int
 
 
 def add_parser(sub) -> None:
     r = sub.add_parser("reconstruct", help="reconstruct slices parallel to the detector into the study file")
     r.add_argument("study", help="study file (.h5)")
-    r.add_argument("--method", choices=["fbp", "saa"], default=None, help="filtered backprojection (default) or shift-and-add")
+    r.add_argument("--method", choices=["fbp", "saa", "sart"], default=None,
+                   help="filtered backprojection, shift-and-add or iterative SART (default: the case's method, else fbp)")
     r.add_argument("--spacing", type=finite, default=None, help="slice spacing in mm (default 1)")
     r.add_argument("--thickness", type=finite, default=None, help="slice thickness in mm (default: the spacing)")
     r.add_argument("--range", dest="zrange", default=None, metavar="ZMIN:ZMAX",
                    help="height range of slice centres in mm above the detector (default: cover the object)")
     r.add_argument("-o", "--output", default=None, help="write a copy with the reconstruction here instead")
+    it = r.add_argument_group("SART (--method sart)")
+    it.add_argument("--iterations", type=positive_int, default=None, help="iterations, 1-200 (default 3)")
+    it.add_argument("--subsets", type=positive_int, default=None,
+                    help="ordered subsets per iteration, at most the number of views (default: two views a subset)")
+    it.add_argument("--tv", type=finite, default=None, metavar="WEIGHT",
+                    help="total-variation step between iterations, 0 = off (default 0.2)")
+    it.add_argument("--init", choices=["fbp", "zero"], default=None, help="start from the FBP (default) or zero")
     r.set_defaults(func=cmd_reconstruct)
 
 
@@ -23,6 +31,7 @@ def cmd_reconstruct(args) -> int:
     from ..io.study_file import ReconstructionWriter, read_study
     from ..progress import TerminalBar, drive
     from ..reconstruct import Reconstructor, ReconSettings, parse_range
+    from ..errors import ParameterError
     from .main import _check_output
 
     study = read_study(args.study, load_reconstruction=False)
@@ -34,8 +43,16 @@ def cmd_reconstruct(args) -> int:
         zr = tuple(defaults["range_mm"])
     spacing = args.spacing if args.spacing is not None else (1.0 if args.zrange or "spacing_mm" not in defaults else float(defaults["spacing_mm"]))
     thickness = args.thickness if args.thickness is not None else spacing
-    settings = ReconSettings(method=args.method or "fbp", spacing_mm=spacing, thickness_mm=thickness,
-                             z_min_mm=zr[0] if zr else None, z_max_mm=zr[1] if zr else None)
+    method = args.method or str(defaults.get("method", "fbp"))  # the case's method unless the user says
+    sart = {k: v for k, v in (("iterations", args.iterations), ("subsets", args.subsets), ("tv_weight", args.tv),
+                              ("init", args.init)) if v is not None}
+    if sart and method != "sart":
+        raise ParameterError(f"--iterations, --subsets, --tv and --init are for --method sart (this is {method})")
+    for k in ("iterations", "subsets", "tv_weight", "init"):
+        if method == "sart" and k not in sart and k in defaults:
+            sart[k] = defaults[k]
+    settings = ReconSettings(method=method, spacing_mm=spacing, thickness_mm=thickness,
+                             z_min_mm=zr[0] if zr else None, z_max_mm=zr[1] if zr else None, **sart)
     obj = study.metadata.get("object_height_range_mm")
     rec = Reconstructor(study.projections, study.geometry, settings, object_range_mm=obj)
     target = _check_output(args.output) if args.output else Path(args.study)
@@ -49,13 +66,17 @@ def cmd_reconstruct(args) -> int:
                                   parameters=rec.parameters(), source=args.study,
                                   drop=study.dropped)
     try:
-        drive(rec.run(emit=writer.write), on_progress=TerminalBar())
-        writer.commit()
+        done = drive(rec.run(emit=writer.write), on_progress=TerminalBar())
+        writer.commit(parameters=done.parameters)
     except BaseException:
         writer.abort()
         raise
     dt = time.perf_counter() - t0
+    extra = ""
+    if settings.method == "sart":
+        extra = (f"; {settings.iterations} iterations x {rec.subsets} subsets, TV {settings.tv_weight:g}, "
+                 f"from {settings.init}")
     print(f"{settings.method.upper()}: {n} slices of {rec.grid.shape[0]} x {rec.grid.shape[1]} "
           f"({rec.grid.pixel_spacing_mm[1]:.3f} mm), {rec.heights_mm[0]:.1f}..{rec.heights_mm[-1]:.1f} mm every "
-          f"{settings.spacing_mm:g} mm, thickness {settings.thickness_mm:g} mm; {dt:.1f} s -> {target}")
+          f"{settings.spacing_mm:g} mm, thickness {settings.thickness_mm:g} mm{extra}; {dt:.1f} s -> {target}")
     return 0

@@ -235,7 +235,12 @@ class ReconstructionWriter:
     def write(self, start: int, slices: np.ndarray) -> None:
         self.ds[start:start + len(slices)] = slices
 
-    def commit(self) -> None:
+    def commit(self, parameters: dict | None = None) -> None:
+        """Finish: ``parameters`` (known only at the end, e.g. SART's residuals) replace those given at
+        the start; then the file is renamed over the target."""
+        if parameters is not None:
+            g = self.f["reconstruction"]
+            _json_attr(g, "parameters", parameters)
         self.f.close()
         os.replace(self.tmp, self.path)
 

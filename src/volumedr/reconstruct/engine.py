@@ -136,6 +136,9 @@ class Reconstructor:
         self.projections = proj.astype(np.float32, copy=False)
         self._filtered = None
         self._filter = None
+        self._fbp = None
+        if settings.method == "sart":
+            self._setup_sart(object_range_mm)
 
     def _check_heights(self, h: np.ndarray) -> None:
         zmin_src = float(self.geometry.source_positions_mm[:, 2].min())
@@ -144,6 +147,28 @@ class Reconstructor:
         if h.max() >= zmin_src:
             raise ParameterError(f"slice heights must be below the source (z = {zmin_src:.0f} mm); "
                                  f"the range reaches {h.max():.1f} mm")
+
+    def _setup_sart(self, object_range_mm) -> None:
+        """Model planes, subsets and the memory SART needs, checked before any work."""
+        from dataclasses import replace
+
+        from .iterative import Sart, default_subsets, model_heights
+
+        s = self.settings
+        n_views = self.geometry.n_views
+        self.subsets = s.subsets if s.subsets is not None else default_subsets(n_views)
+        if self.subsets > n_views:
+            raise ParameterError(f"SART subsets ({self.subsets}) cannot outnumber the views ({n_views})")
+        obj = object_range_mm if object_range_mm is not None else (self.heights_mm[0], self.heights_mm[-1])
+        zsrc = float(self.geometry.source_positions_mm[:, 2].min())
+        self.model_heights_mm = model_heights(obj, self.heights_mm, s.spacing_mm, zsrc)
+        need = Sart.memory_bytes(n_views, self.geometry.detector.shape, len(self.model_heights_mm), self.grid.shape)
+        check_fits(need + self.projections.nbytes, f"SART ({len(self.model_heights_mm)} model planes of "
+                   f"{self.grid.shape[0]} x {self.grid.shape[1]} and {n_views} views)")
+        # the FBP of the same data: the preview shown at once, and SART's starting point
+        self._fbp = Reconstructor(self.projections, self.geometry, replace(s, method="fbp"), grid=self.grid,
+                                  object_range_mm=object_range_mm)
+        self._fbp.heights_mm = self.heights_mm
 
     # -- filtering -------------------------------------------------------------
     @property
@@ -154,6 +179,9 @@ class Reconstructor:
 
     def prepare(self):
         """Generator: weight and filter every projection (yields Progress)."""
+        if self._fbp is not None:
+            yield from self._fbp.prepare()
+            return
         if self._filtered is not None:
             return
         p = self.projections
@@ -171,6 +199,8 @@ class Reconstructor:
 
     def backproject_heights(self, heights_mm: np.ndarray) -> np.ndarray:
         """Slices at ``heights_mm`` (each with the settings' thickness), (S, ny, nx) float32."""
+        if self._fbp is not None:  # SART's on-demand slice is the FBP preview
+            return self._fbp.backproject_heights(heights_mm)
         heights_mm = np.atleast_1d(np.asarray(heights_mm, dtype=np.float64))
         planes = subplane_heights(heights_mm, self.settings)
         self._check_heights(planes)
@@ -192,12 +222,14 @@ class Reconstructor:
         by_progress = max(2, -(-n // 16))  # at least ~16 progress steps
         return max(1, min(n, by_memory, by_progress))
 
-    def run(self, emit=None):
+    def run(self, emit=None, partial: bool = False):
         """Generator over the whole reconstruction (yields Progress).
 
         ``emit(start, block)`` receives each chunk of slices as it is done (to
         stream to a file); without it the slices are collected and the
-        generator returns a :class:`~volumedr.study.Reconstruction`.
+        generator returns a :class:`~volumedr.study.Reconstruction`.  With
+        ``partial``, SART also yields an ``IterationResult`` (the slices so
+        far) after each iteration, for a viewer to show as it converges.
         """
         t0 = time.perf_counter()
         n = len(self.heights_mm)
@@ -207,9 +239,15 @@ class Reconstructor:
                        f"{n} slices of {self.grid.shape[0]} x {self.grid.shape[1]}")
             collected = np.empty((n,) + self.grid.shape, np.float32)
         yield from self.prepare()
+        if self._fbp is not None:
+            slices = yield from self._run_sart(partial)
+            extra = {"residuals": self._sart_residuals}
+        else:
+            slices, extra = None, {}
         step = self.chunk_size()
         for start in range(0, n, step):
-            block = self.backproject_heights(self.heights_mm[start:start + step])
+            block = (slices[start:start + step] if slices is not None
+                     else self.backproject_heights(self.heights_mm[start:start + step]))
             if collected is not None:
                 collected[start:start + len(block)] = block
             else:
@@ -218,14 +256,65 @@ class Reconstructor:
         rec = Reconstruction(
             slices=collected, heights_mm=self.heights_mm.copy(), pixel_spacing_mm=self.grid.pixel_spacing_mm,
             origin_mm=self.grid.origin_mm, thickness_mm=self.settings.thickness_mm, method=self.settings.method,
-            parameters=self.parameters(seconds=time.perf_counter() - t0))
+            parameters=self.parameters(seconds=time.perf_counter() - t0, **extra))
         return rec
+
+    def _run_sart(self, partial: bool):
+        """Generator: OS-SART from the FBP (or zero), yielding Progress (and, if ``partial``, an
+        :class:`~volumedr.reconstruct.iterative.IterationResult` after each iteration); returns the
+        user's slices in mu (1/mm)."""
+        from .filters import cosine_weights
+        from .iterative import IterationResult, Sart, resample_planes
+
+        s = self.settings
+        g = self.geometry
+        p = self.projections
+        weighted = np.empty_like(p)
+        for v in range(g.n_views):
+            np.multiply(p[v], cosine_weights(g, v), out=weighted[v])
+        hm = self.model_heights_mm
+        coeffs = plane_coefficients(g, self.grid, hm[:, None])
+        sart = Sart(weighted, coeffs, self.grid.shape, hm, iterations=s.iterations, subsets=self.subsets,
+                    relaxation=s.relaxation, tv_weight=s.tv_weight)
+        x = np.zeros((len(hm),) + self.grid.shape, np.float32)
+        if s.init == "fbp":
+            K.backproject(self._fbp.filtered_projections, *coeffs, np.float32(1.0 / g.n_views), x)
+            np.maximum(x, 0.0, out=x)
+            x *= np.float32(max(sart.fit_scale(x), 0.0))
+            yield Progress("SART start (FBP)", 1, 1)
+        dz = sart.dz
+        n_sub = s.n_subplanes
+        events = []
+
+        def on_iteration(it, residual, vol):
+            if partial:
+                events.append(IterationResult(it, s.iterations, residual,
+                                              resample_planes(vol, hm, self.heights_mm, s.thickness_mm, n_sub) / dz))
+
+        gen = sart.run(x, emit_iterations=on_iteration)
+        while True:
+            try:
+                ev = next(gen)
+            except StopIteration as stop:
+                x = stop.value
+                break
+            yield ev
+            while events:
+                yield events.pop(0)
+        while events:
+            yield events.pop(0)
+        self._sart_residuals = [float(r) for r in sart.residuals]
+        return resample_planes(x, hm, self.heights_mm, s.thickness_mm, n_sub) / np.float32(dz)
 
     def parameters(self, **extra) -> dict:
         s = self.settings
         d = {"method": s.method, "spacing_mm": s.spacing_mm, "thickness_mm": s.thickness_mm,
              "n_subplanes": s.n_subplanes, "dc_fraction": s.dc_fraction, "apodisation_cutoff": s.apodisation_cutoff,
              "thickness_filter": s.thickness_filter, "sweep_axis_xy": self.geometry.sweep_axis_xy.tolist(),
+             **({"iterations": s.iterations, "subsets": self.subsets, "tv_weight": s.tv_weight, "init": s.init,
+                 "relaxation": s.relaxation, "units": "mu 1/mm",
+                 "model_planes_mm": [float(self.model_heights_mm[0]), float(self.model_heights_mm[-1]),
+                                     len(self.model_heights_mm)]} if s.method == "sart" else {}),
              "z_range_mm": [float(self.heights_mm[0]), float(self.heights_mm[-1])]}
         d.update(extra)
         return d

@@ -67,3 +67,24 @@ def forward_project_numpy(vol, a_col, b_col, a_row, b_row, scale, det_shape):
                 np.add.at(out[v], rp, w0[:, None] * tmp)
                 np.add.at(out[v], np.minimum(rp + 1, R + 1), w1[:, None] * tmp)
     return (out[:, 1:R + 1, 1:C + 1] * scale).astype(np.float32)
+
+
+def coverage_numpy(a_col, b_col, a_row, b_row, n_rows, n_cols, shape):
+    """Twin of the numba ``coverage``: the backprojection of a detector of ones."""
+    V = a_col.shape[2]
+    ones = np.ones((V, n_rows, n_cols), np.float32)
+    return backproject_numpy(ones, a_col, b_col, a_row, b_row, 1.0, shape)
+
+
+def normalised_residual_numpy(p, ax, raysum, out):
+    """Twin of the numba ``normalised_residual``."""
+    d = p.astype(np.float64) - ax
+    ok = raysum > 1e-6
+    out[...] = np.where(ok, d / np.where(ok, raysum, 1.0), 0.0)
+    return float(np.sum(np.where(ok, d * d, 0.0)))
+
+
+def apply_update_numpy(x, upd, cover, relaxation):
+    """Twin of the numba ``apply_update``."""
+    ok = cover > 1e-6
+    x[...] = np.where(ok, np.maximum(x + relaxation * upd / np.where(ok, cover, 1.0), 0.0), x)

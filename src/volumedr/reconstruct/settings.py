@@ -17,7 +17,7 @@ class ReconSettings:
 
     Parameters
     ----------
-    method : "fbp" or "saa"
+    method : "fbp", "saa" or "sart"
     spacing_mm : float
         Distance between slice centres (>= 0.1 mm).
     thickness_mm : float
@@ -35,6 +35,22 @@ class ReconSettings:
     thickness_filter : bool
         FBP: apply the slice-thickness (Hann) filter along the sweep direction
         with cutoff 1 / (thickness tan(sweep/2)).
+    iterations : int
+        SART: full passes over the views (1..200).
+    subsets : int or None
+        SART: ordered subsets per iteration, each a simultaneous update from every
+        M-th view (None: two views a subset, so each update takes well under a
+        second and Cancel answers within one).
+    tv_weight : float
+        SART: total-variation step between iterations, as a fraction of the
+        iteration's own change (ASD-POCS style); 0 switches it off.  0.2 by
+        default: it narrowed the depth spread of 4-6 mm beads by a further
+        10-20 % and doubled the SDNR of a low-contrast nodule under ribs, for
+        about 1.4x the time (docs/reconstruction.md).
+    init : "fbp" or "zero"
+        SART: start from the FBP volume (scaled to fit the data) or from zero.
+    relaxation : float
+        SART: relaxation factor lambda of each update (0 < lambda <= 2).
     """
 
     method: str = "fbp"
@@ -45,6 +61,11 @@ class ReconSettings:
     dc_fraction: float = 0.1
     apodisation_cutoff: float = 1.0
     thickness_filter: bool = True
+    iterations: int = 3
+    subsets: int | None = None
+    tv_weight: float = 0.2
+    init: str = "fbp"
+    relaxation: float = 1.0
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -67,6 +88,20 @@ class ReconSettings:
             raise ParameterError(f"dc_fraction must be in (0, 1], got {self.dc_fraction}")
         if not (0.05 <= self.apodisation_cutoff <= 2.0):
             raise ParameterError(f"apodisation_cutoff must be 0.05..2, got {self.apodisation_cutoff}")
+        if isinstance(self.iterations, bool) or not isinstance(self.iterations, (int, np.integer)) \
+                or not 1 <= self.iterations <= 200:
+            raise ParameterError(f"SART iterations must be an integer from 1 to 200, got {self.iterations!r}")
+        if self.subsets is not None and (isinstance(self.subsets, bool) or not isinstance(
+                self.subsets, (int, np.integer)) or self.subsets < 1):
+            raise ParameterError(f"SART subsets must be a positive integer, got {self.subsets!r}")
+        tv = float(self.tv_weight)
+        if not (np.isfinite(tv) and 0.0 <= tv <= 1.0):
+            raise ParameterError(f"the TV weight must be from 0 (off) to 1, got {self.tv_weight}")
+        if self.init not in ("fbp", "zero"):
+            raise ParameterError(f"SART init must be 'fbp' or 'zero', got {self.init!r}")
+        lam = float(self.relaxation)
+        if not (np.isfinite(lam) and 0.0 < lam <= 2.0):
+            raise ParameterError(f"SART relaxation must be in (0, 2], got {self.relaxation}")
 
     def heights_mm(self, default_range: tuple[float, float]) -> np.ndarray:
         lo = self.z_min_mm if self.z_min_mm is not None else default_range[0]
@@ -87,8 +122,9 @@ class ReconSettings:
             spacing = float(d.get("spacing_mm", 1.0))
             rng = d.get("range_mm")
             lo, hi = (float(rng[0]), float(rng[1])) if rng is not None else (None, None)
+            extra = {k: d[k] for k in ("iterations", "subsets", "tv_weight", "init") if k in d}
             return cls(method=str(d.get("method", "fbp")), spacing_mm=spacing,
-                       thickness_mm=float(d.get("thickness_mm", spacing)), z_min_mm=lo, z_max_mm=hi)
+                       thickness_mm=float(d.get("thickness_mm", spacing)), z_min_mm=lo, z_max_mm=hi, **extra)
         except (TypeError, ValueError, IndexError) as exc:
             raise ParameterError(f"reconstruction defaults {d!r}: {exc}") from None
 

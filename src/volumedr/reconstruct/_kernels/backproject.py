@@ -96,8 +96,8 @@ def forward_project(vol, a_col, b_col, a_row, b_row, scale, out):
     V, R, C = out.shape
     Q = a_col.shape[1]
     for v in prange(V):
-        det = np.zeros((R, C), np.float64)
-        tmp = np.zeros(C + 2, np.float64)
+        det = np.zeros((R, C), np.float32)
+        tmp = np.zeros(C + 2, np.float32)
         for s in range(S):
             for q in range(Q):
                 a = a_col[s, q, v]
@@ -116,14 +116,63 @@ def forward_project(vol, a_col, b_col, a_row, b_row, scale, out):
                         c0 = int(cf)
                         w = np.float32(cf - c0)
                         x = vol[s, j, k]
-                        tmp[c0] += x * (1.0 - w)
+                        tmp[c0] += x * (np.float32(1.0) - w)
                         tmp[c0 + 1] += x * w
-                    if w0 != 0.0:
+                    f0 = np.float32(w0)
+                    f1 = np.float32(w1)
+                    if f0 != 0.0:
                         for c in range(C):
-                            det[r0, c] += w0 * tmp[c + 1]
-                    if w1 != 0.0:
+                            det[r0, c] += f0 * tmp[c + 1]
+                    if f1 != 0.0:
                         for c in range(C):
-                            det[r0 + 1, c] += w1 * tmp[c + 1]
+                            det[r0 + 1, c] += f1 * tmp[c + 1]
         for r in range(R):
             for c in range(C):
                 out[v, r, c] = det[r, c] * scale
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def coverage(a_col, b_col, a_row, b_row, n_rows, n_cols, out):
+    """``backproject`` of a detector of ones with scale 1, without reading any projection:
+    out[s, j, k] = sum over views (and sub-planes) of the weight with which slice pixel (j, k) is
+    seen, 1 inside the detector and the bilinear fraction at its edges (SART's column sums, and the
+    view count of each pixel).  The run of columns fully inside is added through a difference
+    array, so a row costs O(views + columns), not O(views x columns)."""
+    S, ny, nx = out.shape
+    V = a_col.shape[2]
+    Q = a_col.shape[1]
+    C = n_cols
+    for idx in prange(S * ny):
+        j = idx // S
+        s = idx - j * S
+        acc = np.zeros(nx, np.float32)
+        run = np.zeros(nx + 1, np.float32)
+        for q in range(Q):
+            for v in range(V):
+                r0, w0, w1 = row_weights(a_row[s, q, v] * j + b_row[s, q, v], n_rows)
+                wr = np.float32(w0 + w1)
+                if wr == 0.0:
+                    continue
+                a = a_col[s, q, v]
+                b = b_col[s, q, v]
+                k_lo, k_hi = col_range(a, b, C, nx)
+                if k_hi < k_lo:
+                    continue
+                b1 = b + 1.0
+                lo = k_lo
+                while lo <= k_hi and int(a * lo + b1) == 0:  # detector index in [-1, 0): a fraction
+                    cf = a * lo + b1
+                    acc[lo] += np.float32(cf - int(cf)) * wr
+                    lo += 1
+                hi = k_hi
+                while hi >= lo and int(a * hi + b1) >= C:  # detector index in [C-1, C): a fraction
+                    cf = a * hi + b1
+                    acc[hi] += (np.float32(1.0) - np.float32(cf - int(cf))) * wr
+                    hi -= 1
+                if hi >= lo:
+                    run[lo] += wr
+                    run[hi + 1] -= wr
+        total = np.float32(0.0)
+        for k in range(nx):
+            total += run[k]
+            out[s, j, k] = acc[k] + total
