@@ -17,7 +17,7 @@ from .reconstruct import Reconstructor, ReconSettings
 from .simulate import AcquisitionSettings, Spectrum, simulate
 from .simulate.acquire import exam_doses
 from .simulate.dose import DoseReport
-from .study import Study
+from .study import Reconstruction, Study
 
 DETECTOR_BINNING = {"256 x 256 (quick look)": 8, "512 x 512 (preview)": 4, "1024 x 1024": 2, "2048 x 2048 (full)": 1}
 
@@ -48,16 +48,40 @@ def acquire_job(case: Case | str, sweep: Sweep, settings: AcquisitionSettings, d
     return study
 
 
+@dataclass(frozen=True)
+class PartialReconstruction:
+    """The slices after one SART iteration, shown while the next ones run."""
+
+    reconstruction: Reconstruction
+    iteration: int
+    n_iterations: int
+    residual: float
+
+
 def reconstruct_job(study: Study, settings: ReconSettings, current_height_mm: float | None = None):
-    """Generator: filter, yield a Preview of the slice nearest ``current_height_mm``, then all slices."""
+    """Generator: filter, yield a Preview of the slice nearest ``current_height_mm`` (for SART: its FBP),
+    then all slices; SART also yields a :class:`PartialReconstruction` after each iteration."""
+    from .reconstruct.iterative import IterationResult
+
     r = Reconstructor(study.projections, study.geometry, settings,
                       object_range_mm=study.metadata.get("object_height_range_mm"))
     yield from r.prepare()
     h = r.heights_mm
     target = float(h[len(h) // 2]) if current_height_mm is None else float(h[np.argmin(np.abs(h - current_height_mm))])
     yield Preview(target, r.slice_at(target), r.grid.pixel_spacing_mm, r.grid.origin_mm)
-    rec = yield from r.run()
-    return rec
+    gen = r.run(partial=settings.method == "sart")
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(ev, IterationResult):
+            ev = PartialReconstruction(
+                Reconstruction(slices=ev.slices, heights_mm=r.heights_mm.copy(), pixel_spacing_mm=r.grid.pixel_spacing_mm,
+                               origin_mm=r.grid.origin_mm, thickness_mm=settings.thickness_mm, method="sart",
+                               parameters=r.parameters(iteration=ev.iteration)),
+                ev.iteration, ev.n_iterations, ev.residual)
+        yield ev
 
 
 def slab(slices: np.ndarray, index: int, n: int, mode: str) -> np.ndarray:

@@ -247,6 +247,41 @@ def test_a_study_with_a_damaged_film_opens_with_a_warning(window, qtbot, tmp_pat
     win2.close()
 
 
+def test_sart_shows_fbp_at_once_then_each_iteration(window, qtbot, tmp_path):
+    seen = []
+    window.status_label.setText("")
+    window.method.setCurrentIndex(window.method.findData("sart"))
+    assert window.iterations.isEnabled() and window.tv_weight.isEnabled()
+    window.iterations.setValue(3)
+    orig = window._show_iteration
+
+    def spy(ev):
+        seen.append((ev.iteration, window.slice_pane.image is not None))
+        orig(ev)
+
+    window._show_iteration = spy
+    try:
+        with qtbot.waitSignal(window.reconstruction_shown, timeout=120000):
+            window.reconstruct()
+    finally:
+        window._show_iteration = orig
+    assert [i for i, _ in seen] == [1, 2, 3] and all(shown for _, shown in seen)
+    assert window.rec.method == "sart" and window.rec.parameters["iterations"] == 3
+    assert "SART iterations" in window.status_label.text()
+    img = window.slice_pane.image
+    assert img is not None and float(np.std(img)) > 0
+    px = grab_array(window.slice_pane.glw)
+    assert (px.max(axis=2) > 40).mean() > 0.10 and px[px.max(axis=2) > 40].std() > 10  # levels follow the new units
+    write_png(tmp_path / "sart.png", grab_array(window))
+    if os.environ.get("VOLUMEDR_SHOTS"):
+        write_png(os.path.join(os.environ["VOLUMEDR_SHOTS"], "sart-window.png"), grab_array(window))
+    window.method.setCurrentIndex(window.method.findData("fbp"))
+    assert not window.iterations.isEnabled()
+    with qtbot.waitSignal(window.reconstruction_shown, timeout=60000):
+        window.reconstruct()
+    assert window.rec.method == "fbp"
+
+
 def test_gui_without_display_says_so_in_one_line():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     r = subprocess.run([sys.executable, "-m", "volumedr.cli.main", "gui"], env=env, capture_output=True, text=True,

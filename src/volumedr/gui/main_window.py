@@ -189,11 +189,21 @@ class MainWindow(QtWidgets.QMainWindow):
         self.method = QtWidgets.QComboBox()
         self.method.addItem("FBP (filtered backprojection)", "fbp")
         self.method.addItem("SAA (shift-and-add)", "saa")
+        self.method.addItem("SART (iterative)", "sart")
+        self.iterations = QtWidgets.QSpinBox()
+        self.iterations.setRange(1, 200)
+        self.iterations.setValue(ReconSettings().iterations)
+        self.tv_weight = _spin(0.0, 1.0, ReconSettings().tv_weight, 0.05, 2)
+        self.tv_weight.setToolTip("total-variation step between SART iterations (0 = off)")
+        self.method.currentIndexChanged.connect(self._method_changed)
         self.thickness = _spin(0.1, 50, 2.0, 0.5, 1, " mm")
         self.spacing = _spin(0.5, 50, 2.0, 0.5, 1, " mm")
         self.zmin = _spin(0.5, 1000, 20, 5, 0, " mm")
         self.zmax = _spin(0.5, 1000, 240, 5, 0, " mm")
         g.addRow("Method", self.method)
+        g.addRow("SART iterations", self.iterations)
+        g.addRow("SART TV weight", self.tv_weight)
+        self._method_changed()
         g.addRow("Slice thickness", self.thickness)
         g.addRow("Slice spacing", self.spacing)
         g.addRow("Lowest slice", self.zmin)
@@ -321,6 +331,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.sweep_kind.setCurrentText(sw.kind)
         self.sweep_dir.setCurrentText(sw.direction)
         r = case.reconstruction
+        i = self.method.findData(str(r.get("method", "fbp")))
+        if i >= 0:
+            self.method.setCurrentIndex(i)
+        if "iterations" in r:
+            self.iterations.setValue(int(r["iterations"]))
         if "spacing_mm" in r:
             self.spacing.setValue(float(r["spacing_mm"]))
             self.thickness.setValue(float(r.get("thickness_mm", r["spacing_mm"])))
@@ -360,10 +375,18 @@ class MainWindow(QtWidgets.QMainWindow):
             f"E {d_film.effective_dose_msv:.3f} mSv<br>sweep = {ratio:.1f} x film")
         self.dose_readout = (d_sweep, d_film)
 
+    def _method_changed(self):
+        sart = self.method.currentData() == "sart"
+        self.iterations.setEnabled(sart)
+        self.tv_weight.setEnabled(sart)
+
     def recon_settings(self) -> ReconSettings:
+        extra = {}
+        if self.method.currentData() == "sart":
+            extra = dict(iterations=int(self.iterations.value()), tv_weight=float(self.tv_weight.value()))
         return ReconSettings(method=self.method.currentData(), spacing_mm=float(self.spacing.value()),
                              thickness_mm=float(self.thickness.value()), z_min_mm=float(self.zmin.value()),
-                             z_max_mm=float(self.zmax.value()))
+                             z_max_mm=float(self.zmax.value()), **extra)
 
     # -------------------------------------------------------------------- jobs
     def _start(self, name, make_job, on_done, on_partial=None):
@@ -494,6 +517,9 @@ class MainWindow(QtWidgets.QMainWindow):
                     self._on_preview)
 
     def _on_preview(self, ev):
+        if isinstance(ev, wf.PartialReconstruction):  # SART converging: show the slices so far
+            self._show_iteration(ev)
+            return
         if isinstance(ev, wf.Preview):
             self.preview = ev
             self.slice_pane.set_image(ev.image, ev.pixel_spacing_mm, ev.origin_mm)
@@ -501,8 +527,16 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.slice_pane.set_levels(*percentile_levels(ev.image, *TOMO_PRESETS[self.tomo_preset.currentText()]))
             self.height_label.setText(f"{ev.height_mm:.1f} mm (preview; filling in)")
 
-    def _reconstructed(self, rec):
-        first = self.rec is None
+    def _show_iteration(self, ev):
+        """SART converging: show the slices so far (the worker keeps iterating)."""
+        if self.study is None:
+            return
+        self._reconstructed(ev.reconstruction, final=False)
+        self.status_label.setText(f"SART iteration {ev.iteration}/{ev.n_iterations} shown (data residual "
+                                  f"{ev.residual:.4g}); converging...")
+
+    def _reconstructed(self, rec, final: bool = True):
+        first = self.rec is None or self.rec.method != rec.method  # new units: new grey levels
         h = self.current_height()
         self.rec = rec
         self.preview = None
@@ -518,9 +552,15 @@ class MainWindow(QtWidgets.QMainWindow):
         if first:
             self.apply_tomo_preset(self.tomo_preset.currentText())
         self.refresh()
+        if not final:
+            return
+        extra = ""
+        if rec.method == "sart":
+            p = rec.parameters
+            extra = f", {p.get('iterations')} SART iterations x {p.get('subsets')} subsets, TV {p.get('tv_weight')}"
         self.status_label.setText(f"{rec.method.upper()}: {n} slices {rec.heights_mm[0]:.0f}-{rec.heights_mm[-1]:.0f} mm"
                                   f" every {rec.heights_mm[1] - rec.heights_mm[0] if n > 1 else 0:.1f} mm,"
-                                  f" thickness {rec.thickness_mm:g} mm")
+                                  f" thickness {rec.thickness_mm:g} mm{extra}")
         self.reconstruction_shown.emit()
 
     # ----------------------------------------------------------------- display
