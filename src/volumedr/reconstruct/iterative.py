@@ -108,7 +108,7 @@ class Sart:
     def memory_bytes(n_views, det_shape, n_planes, grid_shape) -> int:
         proj = n_views * det_shape[0] * det_shape[1] * 4
         vol = n_planes * grid_shape[0] * grid_shape[1] * 4
-        return 2 * proj + 4 * vol  # ray sums, residual | volume, update, coverage, spare
+        return 2 * proj + 4 * vol  # ray sums, residual | volume, update, coverage, previous (TV)
 
     def _sub(self, views):
         return tuple(np.ascontiguousarray(c[:, :, views]) for c in self.coeffs)
@@ -143,8 +143,10 @@ class Sart:
         step = 0
         cover = np.empty(self.shape, np.float32)
         upd = np.empty(self.shape, np.float32)
+        before = np.empty(self.shape, np.float32) if self.tv_weight > 0 else None
         for it in range(self.iterations):
-            before = x.copy() if self.tv_weight > 0 else None
+            if self.tv_weight > 0:
+                np.copyto(before, x)
             res2 = 0.0
             for views in self.order:
                 sub = self._sub(views)
@@ -158,15 +160,14 @@ class Sart:
                 yield Progress(f"SART iteration {it + 1}/{self.iterations}", step, total)
             self.residuals.append(float(np.sqrt(res2)))
             if self.tv_weight > 0:
-                d = float(np.linalg.norm(x - before))
+                d = float(np.sqrt(S.diff_sum_squares(x, before)))
                 g = upd  # reuse the buffer
-                for _ in range(TV_STEPS):
+                for i in range(TV_STEPS):
                     S.tv_gradient(x, TV_EPS, g)
-                    gn = float(np.linalg.norm(g))
+                    gn = float(np.sqrt(S.sum_squares(g)))
                     if gn == 0 or d == 0:
                         break
-                    x -= (self.tv_weight * d / gn) * g
-                np.maximum(x, 0.0, out=x)
+                    S.descend(x, g, self.tv_weight * d / gn, i == TV_STEPS - 1)  # clipped at the end
             if emit_iterations is not None:
                 emit_iterations(it + 1, self.residuals[-1], x)
         return x

@@ -81,3 +81,48 @@ def tv_gradient(x, eps, out):
                 e = c - p
                 g += e / math.sqrt(a * a + b * b + e * e + eps)
             out[s, j, k] = g
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def sum_squares(a):
+    """sum a^2 (float64 accumulation, rows over threads)."""
+    S, ny, nx = a.shape
+    part = np.zeros(S * ny)
+    for idx in prange(S * ny):
+        s = idx // ny
+        j = idx - s * ny
+        acc = 0.0
+        for k in range(nx):
+            v = a[s, j, k]
+            acc += v * v
+        part[idx] = acc
+    return part.sum()
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def diff_sum_squares(a, b):
+    """sum (a - b)^2."""
+    S, ny, nx = a.shape
+    part = np.zeros(S * ny)
+    for idx in prange(S * ny):
+        s = idx // ny
+        j = idx - s * ny
+        acc = 0.0
+        for k in range(nx):
+            v = a[s, j, k] - b[s, j, k]
+            acc += v * v
+        part[idx] = acc
+    return part.sum()
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def descend(x, g, step, clip):
+    """x <- x - step * g, then max(x, 0) if ``clip``; in place."""
+    S, ny, nx = x.shape
+    st = np.float32(step)
+    for idx in prange(S * ny):
+        s = idx // ny
+        j = idx - s * ny
+        for k in range(nx):
+            v = x[s, j, k] - st * g[s, j, k]
+            x[s, j, k] = v if (v > 0.0 or not clip) else np.float32(0.0)
