@@ -18,6 +18,9 @@ class Reconstruction:
     heights_mm : ndarray, shape (n_slices,)   height z of each slice above the detector
     pixel_spacing_mm : (row, col)             in-plane spacing at the slice (demagnified)
     origin_mm : (x, y)                        centre of pixel (0, 0)
+    view_fraction : ndarray (n_slices, rows, cols) uint8, optional
+        how much of the views see each pixel (255 = all; weighted as the backprojection weights them),
+        so a viewer can mark the part of the field that fewer than half of the views see
     """
 
     slices: np.ndarray
@@ -27,6 +30,7 @@ class Reconstruction:
     thickness_mm: float
     method: str
     parameters: dict = field(default_factory=dict)
+    view_fraction: np.ndarray | None = None  # (n_slices, rows, cols) uint8: share of the views seeing each pixel, 255 = all
 
     def pixel_of(self, x_mm: float, y_mm: float) -> tuple[float, float]:
         """(row, col) of a point (fractional)."""

@@ -282,6 +282,24 @@ def test_sart_shows_fbp_at_once_then_each_iteration(window, qtbot, tmp_path):
     assert window.rec.method == "fbp"
 
 
+def test_the_part_of_the_field_few_views_see_is_greyed_out(window, qapp):
+    assert window.rec.view_fraction is not None and window.rec.view_fraction.shape == window.rec.slices.shape
+    pane = window.slice_pane
+    window.refresh()
+    qapp.processEvents()
+    expected = window.rec.view_fraction[window.index] < 128
+    assert (pane.veiled is None and not expected.any()) or np.array_equal(pane.veiled, expected)
+    before = grab_array(pane.glw).astype(int)
+    mask = np.zeros(pane.image.shape, bool)
+    mask[:, : mask.shape[1] // 3] = True
+    pane.set_veil(mask)
+    qapp.processEvents()
+    after = grab_array(pane.glw).astype(int)
+    changed = np.abs(after - before).max(axis=2) > 20
+    assert 0.05 < changed.mean() < 0.6, changed.mean()
+    window.refresh()  # back to the study's own map
+
+
 def test_gui_without_display_says_so_in_one_line():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     r = subprocess.run([sys.executable, "-m", "volumedr.cli.main", "gui"], env=env, capture_output=True, text=True,

@@ -66,7 +66,7 @@ def cmd_reconstruct(args) -> int:
                                   parameters=rec.parameters(), source=args.study,
                                   drop=study.dropped)
     try:
-        done = drive(rec.run(emit=writer.write), on_progress=TerminalBar())
+        done = drive(rec.run(emit=writer.write, emit_fraction=writer.write_fraction), on_progress=TerminalBar())
         writer.commit(parameters=done.parameters)
     except BaseException:
         writer.abort()

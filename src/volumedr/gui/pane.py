@@ -62,6 +62,10 @@ class ImagePane(QtWidgets.QFrame):
         self.glw.addItem(self.vb)
         self.image_item = pg.ImageItem()
         self.vb.addItem(self.image_item)
+        self.veil_item = pg.ImageItem()  # greys out the part of the field few views see
+        self.veil_item.setZValue(5)
+        self.vb.addItem(self.veil_item)
+        self.veiled = None
         self.cursor = pg.ScatterPlotItem(size=16, symbol="+", pen=pg.mkPen("#ffd400", width=1.5), brush=None)
         self.vb.addItem(self.cursor)
         self.findings = pg.ScatterPlotItem(pen=pg.mkPen("#ff3b3b", width=1.5), brush=None, symbol="o", pxMode=False)
@@ -104,6 +108,17 @@ class ImagePane(QtWidgets.QFrame):
             self.vb.setRange(rect, padding=0.01)
             self._first = False
         self.update_footer()
+
+    def set_veil(self, mask: np.ndarray | None) -> None:
+        """Grey out the pixels where ``mask`` is True (a veil over the image, same grid), or none."""
+        self.veiled = mask
+        if mask is None or self.image is None or mask.shape != self.image.shape or not mask.any():
+            self.veil_item.clear()
+            return
+        rgba = np.zeros(mask.shape + (4,), np.uint8)
+        rgba[mask] = (110, 110, 120, 150)
+        self.veil_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self.veil_item.setRect(self.image_item.mapRectToParent(self.image_item.boundingRect()))
 
     def set_levels(self, lo: float, hi: float) -> None:
         if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:

@@ -167,9 +167,19 @@ def _create_reconstruction(f: h5py.File, name: str, shape, meta: dict) -> h5py.D
     return ds
 
 
+def _create_view_fraction(g: h5py.Group, shape) -> h5py.Dataset:
+    d = g.create_dataset("view_fraction", shape=tuple(shape), dtype=np.uint8, chunks=(1,) + tuple(shape[1:]),
+                         compression="gzip", compression_opts=1, **CHECKSUM)
+    d.attrs["quantity"] = "share of the views that see each pixel, weighted as the backprojection weights them"
+    d.attrs["scale"] = "255 = every view; pixels under 128 are seen by fewer than half"
+    return d
+
+
 def _write_reconstruction_group(f: h5py.File, name: str, rec: Reconstruction) -> None:
     s = np.asarray(rec.slices, dtype=np.float32)
     _create_reconstruction(f, name, s.shape, rec.__dict__)[...] = s
+    if rec.view_fraction is not None and rec.view_fraction.shape == s.shape:
+        _create_view_fraction(f[name], s.shape)[...] = np.asarray(rec.view_fraction, np.uint8)
 
 
 def _copy_items(src: h5py.File, dst: h5py.File, *, drop=()) -> None:
@@ -228,12 +238,19 @@ class ReconstructionWriter:
             meta = dict(heights_mm=heights_mm, pixel_spacing_mm=pixel_spacing_mm, origin_mm=origin_mm,
                         thickness_mm=thickness_mm, method=method, parameters=parameters)
             self.ds = _create_reconstruction(self.f, "reconstruction", shape, meta)
+            self.fraction = None
         except BaseException:
             self._discard()
             raise
 
     def write(self, start: int, slices: np.ndarray) -> None:
         self.ds[start:start + len(slices)] = slices
+
+    def write_fraction(self, start: int, fraction: np.ndarray) -> None:
+        """The uint8 view fractions of the slices from ``start`` (``/reconstruction/view_fraction``)."""
+        if self.fraction is None:
+            self.fraction = _create_view_fraction(self.f["reconstruction"], self.ds.shape)
+        self.fraction[start:start + len(fraction)] = fraction
 
     def commit(self, parameters: dict | None = None) -> None:
         """Finish: ``parameters`` (known only at the end, e.g. SART's residuals) replace those given at
@@ -601,8 +618,14 @@ def read_reconstruction_group(f, path, *, load_slices=True) -> Reconstruction:
         raise _Invalid(f"thickness_mm must be a number, got {str(thickness)[:40]!r}") from None
     if not (math.isnan(thickness) or thickness > 0):
         raise _Invalid(f"thickness_mm must be positive, got {thickness:g}")
-    slices = None
+    slices = fraction = None
     if load_slices:
         slices = _numeric(s, "/reconstruction/slices").astype(np.float32, copy=False)
+        if "view_fraction" in g:
+            vf = g["view_fraction"]
+            if not isinstance(vf, h5py.Dataset) or vf.dtype != np.uint8 or vf.shape != s.shape:
+                raise _Invalid(f"view_fraction must be uint8 of the slices' shape {s.shape}")
+            fraction = vf[()]
     return Reconstruction(slices=slices, heights_mm=heights, pixel_spacing_mm=tuple(spacing),
-                          origin_mm=tuple(origin), thickness_mm=thickness, method=method, parameters=params)
+                          origin_mm=tuple(origin), thickness_mm=thickness, method=method, parameters=params,
+                          view_fraction=fraction)

@@ -17,10 +17,16 @@ from ..progress import CancelToken, Progress, drive
 from ..study import Reconstruction
 from ..sysinfo import check_fits
 from ._kernels import backproject as K
-from .filters import ProjectionFilter
+from .filters import ProjectionFilter, edge_taper, taper_margin
 from .settings import ReconSettings
 
 CHUNK_BYTES = 64 * 2**20
+FULL_WEIGHT = 0.5  # pixels seen by at least this fraction of the views are normalised exactly
+
+
+def fraction_u8(weight: np.ndarray) -> np.ndarray:
+    """A view fraction 0..1 as uint8 0..255 (the form it is stored in)."""
+    return np.clip(np.rint(weight * 255.0), 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,11 @@ class SliceGrid:
             raise ParameterError(f"slice pixel spacing must be positive, got {self.pixel_spacing_mm}")
 
     @classmethod
-    def default(cls, geometry: AcquisitionGeometry, height_ref_mm: float, shape=None) -> "SliceGrid":
+    def default(cls, geometry: AcquisitionGeometry, height_ref_mm: float, shape=None,
+                heights_mm=None) -> "SliceGrid":
+        """The detector's pitch demagnified to ``height_ref_mm``; by default the grid covers the mean
+        detector footprint there and, over ``heights_mm``, every pixel that at least half the views see
+        (the edge of a wide or short-radius sweep), at most 1.5 times the detector's pixel count."""
         det = geometry.detector
         s = geometry.source_positions_mm
         d = geometry.detector_centres_mm
@@ -54,8 +64,25 @@ class SliceGrid:
         t = (s[:, 2] - height_ref_mm) / s[:, 2]
         cx = float(np.mean(s[:, 0] + (d[:, 0] - s[:, 0]) * t))
         cy = float(np.mean(s[:, 1] + (d[:, 1] - s[:, 1]) * t))
-        ny, nx = shape if shape is not None else det.shape
-        return cls((int(ny), int(nx)), spacing, (cx - (nx - 1) / 2 * spacing[1], cy - (ny - 1) / 2 * spacing[0]))
+        if shape is not None:
+            ny, nx = shape
+            return cls((int(ny), int(nx)), spacing, (cx - (nx - 1) / 2 * spacing[1], cy - (ny - 1) / 2 * spacing[0]))
+        ny, nx = det.shape
+        lo = np.array([cx - (nx - 1) / 2 * spacing[1], cy - (ny - 1) / 2 * spacing[0]])
+        hi = np.array([cx + (nx - 1) / 2 * spacing[1], cy + (ny - 1) / 2 * spacing[0]])
+        half = np.array([(det.cols - 1) / 2 * det.pitch_col_mm, (det.rows - 1) / 2 * det.pitch_row_mm])
+        for h in (np.atleast_1d(heights_mm) if heights_mm is not None else []):
+            th = ((s[:, 2] - h) / s[:, 2])[:, None]  # the detector's edges seen from each source at height h
+            v_lo = s[:, :2] + (d[:, :2] - half - s[:, :2]) * th
+            v_hi = s[:, :2] + (d[:, :2] + half - s[:, :2]) * th
+            lo = np.minimum(lo, np.median(v_lo, axis=0))
+            hi = np.maximum(hi, np.median(v_hi, axis=0))
+        n = np.ceil((hi - lo) / np.array([spacing[1], spacing[0]]) - 1e-6).astype(int) + 1
+        n = np.minimum(n, (1.5 * np.array([det.cols, det.rows])).astype(int))
+        centre = (lo + hi) / 2
+        nx, ny = int(n[0]), int(n[1])
+        return cls((ny, nx), spacing, (float(centre[0] - (nx - 1) / 2 * spacing[1]),
+                                       float(centre[1] - (ny - 1) / 2 * spacing[0])))
 
 
 def plane_coefficients(geometry: AcquisitionGeometry, grid: SliceGrid, heights_mm: np.ndarray):
@@ -132,7 +159,8 @@ class Reconstructor:
         self.heights_mm = settings.heights_mm((lo, hi))
         self._check_heights(subplane_heights(self.heights_mm, settings))
         self.grid = grid if grid is not None else SliceGrid.default(
-            geometry, float(self.heights_mm.mean()), grid_shape)
+            geometry, float(self.heights_mm.mean()), grid_shape,
+            heights_mm=(self.heights_mm[0], self.heights_mm[-1]))
         self.projections = proj.astype(np.float32, copy=False)
         self._filtered = None
         self._filter = None
@@ -188,12 +216,37 @@ class Reconstructor:
         check_fits(p.nbytes * 1.3, f"filtering {p.shape[0]} projections of {p.shape[1]} x {p.shape[2]}")
         self._filter = ProjectionFilter(self.geometry, self.settings)
         out = np.empty_like(p, dtype=np.float32)
+        taper = np.outer(self._taper_r, self._taper_c)
         for v in range(p.shape[0]):
             self._filter.apply(p[v], v, out=out[v])
+            out[v] *= taper  # the field's edge fades instead of ending in a step (after filtering)
             yield Progress("filtering", v + 1, p.shape[0])
         self._filtered = out
 
     # -- slices ----------------------------------------------------------------
+    @property
+    def _taper_r(self) -> np.ndarray:
+        return edge_taper(self.geometry.detector.rows, self._margin)
+
+    @property
+    def _taper_c(self) -> np.ndarray:
+        return edge_taper(self.geometry.detector.cols, self._margin)
+
+    @property
+    def _margin(self) -> int:
+        return taper_margin(min(self.geometry.detector.shape))
+
+    def view_weight(self, heights_mm: np.ndarray) -> np.ndarray:
+        """How many views see each pixel of the slices at ``heights_mm``, weighted as the backprojection
+        weights them (the edge taper included), as a fraction of all views; (S, ny, nx) float32."""
+        heights_mm = np.atleast_1d(np.asarray(heights_mm, dtype=np.float64))
+        planes = subplane_heights(heights_mm, self.settings)
+        coeffs = plane_coefficients(self.geometry, self.grid, planes)
+        count = np.empty((len(heights_mm),) + self.grid.shape, np.float32)
+        K.coverage_tapered(*coeffs, self._taper_r, self._taper_c, self._margin, count)
+        count *= self._scale()
+        return count
+
     def _scale(self) -> np.float32:
         return np.float32(1.0 / (self.geometry.n_views * self.settings.n_subplanes))
 
@@ -206,7 +259,14 @@ class Reconstructor:
         self._check_heights(planes)
         coeffs = plane_coefficients(self.geometry, self.grid, planes)
         out = np.empty((len(heights_mm),) + self.grid.shape, np.float32)
-        K.backproject(self.filtered_projections, *coeffs, self._scale(), out)
+        K.backproject(self.filtered_projections, *coeffs, np.float32(1.0), out)
+        # normalise by the views that see each pixel (the whole field of view): exactly where at least
+        # FULL_WEIGHT of them do, and fading towards the part of the field that few views see
+        count = np.empty_like(out)
+        K.coverage_tapered(*coeffs, self._taper_r, self._taper_c, self._margin, count)
+        self.last_view_fraction = fraction_u8(count * self._scale())
+        np.maximum(count, np.float32(FULL_WEIGHT * self.geometry.n_views * self.settings.n_subplanes), out=count)
+        out /= count
         return out
 
     def slice_at(self, height_mm: float) -> np.ndarray:
@@ -222,7 +282,7 @@ class Reconstructor:
         by_progress = max(2, -(-n // 16))  # at least ~16 progress steps
         return max(1, min(n, by_memory, by_progress))
 
-    def run(self, emit=None, partial: bool = False):
+    def run(self, emit=None, partial: bool = False, emit_fraction=None):
         """Generator over the whole reconstruction (yields Progress).
 
         ``emit(start, block)`` receives each chunk of slices as it is done (to
@@ -230,6 +290,8 @@ class Reconstructor:
         generator returns a :class:`~volumedr.study.Reconstruction`.  With
         ``partial``, SART also yields an ``IterationResult`` (the slices so
         far) after each iteration, for a viewer to show as it converges.
+        ``emit_fraction(start, block)`` receives the matching uint8 view
+        fractions (see :attr:`~volumedr.study.Reconstruction.view_fraction`).
         """
         t0 = time.perf_counter()
         n = len(self.heights_mm)
@@ -238,6 +300,7 @@ class Reconstructor:
             check_fits(n * self.grid.shape[0] * self.grid.shape[1] * 4 + self.projections.nbytes,
                        f"{n} slices of {self.grid.shape[0]} x {self.grid.shape[1]}")
             collected = np.empty((n,) + self.grid.shape, np.float32)
+            fractions = np.empty((n,) + self.grid.shape, np.uint8)
         yield from self.prepare()
         if self._fbp is not None:
             slices = yield from self._run_sart(partial)
@@ -246,17 +309,26 @@ class Reconstructor:
             slices, extra = None, {}
         step = self.chunk_size()
         for start in range(0, n, step):
-            block = (slices[start:start + step] if slices is not None
-                     else self.backproject_heights(self.heights_mm[start:start + step]))
+            hs = self.heights_mm[start:start + step]
+            if slices is not None:
+                block = slices[start:start + step]
+                frac = fraction_u8(self._fbp.view_weight(hs))
+            else:
+                block = self.backproject_heights(hs)
+                frac = self.last_view_fraction
             if collected is not None:
                 collected[start:start + len(block)] = block
+                fractions[start:start + len(block)] = frac
             else:
                 emit(start, block)
+                if emit_fraction is not None:
+                    emit_fraction(start, frac)
             yield Progress("reconstructing", min(n, start + step), n)
         rec = Reconstruction(
             slices=collected, heights_mm=self.heights_mm.copy(), pixel_spacing_mm=self.grid.pixel_spacing_mm,
             origin_mm=self.grid.origin_mm, thickness_mm=self.settings.thickness_mm, method=self.settings.method,
-            parameters=self.parameters(seconds=time.perf_counter() - t0, **extra))
+            parameters=self.parameters(seconds=time.perf_counter() - t0, **extra),
+            view_fraction=fractions if collected is not None else None)
         return rec
 
     def _run_sart(self, partial: bool):

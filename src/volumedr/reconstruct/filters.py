@@ -103,3 +103,20 @@ class ProjectionFilter:
             return res.astype(np.float32)
         out[...] = res
         return out
+
+
+def edge_taper(n: int, margin: int) -> np.ndarray:
+    """1-D weight over a detector axis of ``n`` pixels: 1 inside, falling as a raised cosine to
+    almost 0 over the outer ``margin`` pixels (sample i at the edge gets w = sin^2(pi (i + 1) / (2 (margin + 1))))."""
+    w = np.ones(n, np.float32)
+    m = int(min(margin, n // 2))
+    if m > 0:
+        ramp = np.sin(0.5 * np.pi * (np.arange(m) + 1) / (m + 1)) ** 2
+        w[:m] = ramp
+        w[n - m:] = ramp[::-1]
+    return w
+
+
+def taper_margin(n: int) -> int:
+    """Pixels of taper at each detector edge: 3 % of the axis, at least 4."""
+    return max(4, int(round(0.03 * n)))

@@ -88,3 +88,10 @@ def apply_update_numpy(x, upd, cover, relaxation):
     """Twin of the numba ``apply_update``."""
     ok = cover > 1e-6
     x[...] = np.where(ok, np.maximum(x + relaxation * upd / np.where(ok, cover, 1.0), 0.0), x)
+
+
+def coverage_tapered_numpy(a_col, b_col, a_row, b_row, taper_r, taper_c, shape):
+    """Twin of the numba ``coverage_tapered``: the backprojection of the tapered detector weight."""
+    V = a_col.shape[2]
+    w = np.broadcast_to(np.outer(taper_r, taper_c)[None], (V, len(taper_r), len(taper_c)))
+    return backproject_numpy(np.ascontiguousarray(w, np.float32), a_col, b_col, a_row, b_row, 1.0, shape)

@@ -176,3 +176,55 @@ def coverage(a_col, b_col, a_row, b_row, n_rows, n_cols, out):
         for k in range(nx):
             total += run[k]
             out[s, j, k] = acc[k] + total
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _taper_at(t, u, n):
+    """Bilinear value of the 1-D taper ``t`` (zero outside [0, n)) at fractional index u."""
+    i = int(math.floor(u))
+    w = u - i
+    v0 = t[i] if 0 <= i < n else 0.0
+    v1 = t[i + 1] if 0 <= i + 1 < n else 0.0
+    return v0 + w * (v1 - v0)
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def coverage_tapered(a_col, b_col, a_row, b_row, taper_r, taper_c, margin, out):
+    """``backproject`` (scale 1) of every view's detector weight ``taper_r[r] * taper_c[c]``: how much
+    of the views, weighted as the backprojection weights them, sees each slice pixel.  The tapers are 1
+    more than ``margin`` pixels inside the detector, where the run is added through a difference array."""
+    S, ny, nx = out.shape
+    V = a_col.shape[2]
+    Q = a_col.shape[1]
+    R = taper_r.shape[0]
+    C = taper_c.shape[0]
+    for idx in prange(S * ny):
+        j = idx // S
+        s = idx - j * S
+        acc = np.zeros(nx, np.float32)
+        run = np.zeros(nx + 1, np.float32)
+        for q in range(Q):
+            for v in range(V):
+                wr = np.float32(_taper_at(taper_r, a_row[s, q, v] * j + b_row[s, q, v], R))
+                if wr == 0.0:
+                    continue
+                a = a_col[s, q, v]
+                b = b_col[s, q, v]
+                k_lo, k_hi = col_range(a, b, C, nx)
+                if k_hi < k_lo:
+                    continue
+                lo = k_lo
+                while lo <= k_hi and a * lo + b < margin:
+                    acc[lo] += wr * np.float32(_taper_at(taper_c, a * lo + b, C))
+                    lo += 1
+                hi = k_hi
+                while hi >= lo and a * hi + b > C - 1 - margin:
+                    acc[hi] += wr * np.float32(_taper_at(taper_c, a * hi + b, C))
+                    hi -= 1
+                if hi >= lo:
+                    run[lo] += wr
+                    run[hi + 1] -= wr
+        total = np.float32(0.0)
+        for k in range(nx):
+            total += run[k]
+            out[s, j, k] = acc[k] + total
