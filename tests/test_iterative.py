@@ -286,3 +286,21 @@ def test_the_case_method_is_honoured_unless_the_user_chooses(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("FBP")
     assert main(["reconstruct", str(p), "--iterations", "3", "--method", "fbp"]) == 2
     assert "for --method sart" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_on_a_simulated_chest_with_noise_the_residual_falls_with_and_without_tv():
+    from volumedr.geometry import Detector
+    from volumedr.phantoms.case import load_case
+    from volumedr.simulate import settings_from_case, simulate_study, sweep_from_case
+
+    case = load_case("chest")
+    study = simulate_study(case, sweep=sweep_from_case(case, n_projections=25), detector=Detector().binned(16),
+                           rng=1, ct=False, settings=settings_from_case(case))
+    for tv in (0.0, 0.2):
+        r = Reconstructor(study.projections, study.geometry,
+                          ReconSettings(method="sart", iterations=6, tv_weight=tv, spacing_mm=4, z_min_mm=20,
+                                        z_max_mm=240), object_range_mm=study.metadata["object_height_range_mm"])
+        res = drive(r.run()).parameters["residuals"]
+        assert all(b < a for a, b in zip(res, res[1:])), (tv, res)
+        assert res[-1] < 0.5 * res[0]

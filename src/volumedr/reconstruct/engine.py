@@ -22,6 +22,7 @@ from .settings import ReconSettings
 
 CHUNK_BYTES = 64 * 2**20
 FULL_WEIGHT = 0.5  # pixels seen by at least this fraction of the views are normalised exactly
+MODEL_MARGIN = 0.15  # SART's model reaches this fraction of the slice grid beyond it on every side
 
 
 def fraction_u8(weight: np.ndarray) -> np.ndarray:
@@ -190,7 +191,8 @@ class Reconstructor:
         obj = object_range_mm if object_range_mm is not None else (self.heights_mm[0], self.heights_mm[-1])
         zsrc = float(self.geometry.source_positions_mm[:, 2].min())
         self.model_heights_mm = model_heights(obj, self.heights_mm, s.spacing_mm, zsrc)
-        need = Sart.memory_bytes(n_views, self.geometry.detector.shape, len(self.model_heights_mm), self.grid.shape)
+        need = Sart.memory_bytes(n_views, self.geometry.detector.shape, len(self.model_heights_mm),
+                                 self._model_grid()[0].shape)
         check_fits(need + self.projections.nbytes, f"SART ({len(self.model_heights_mm)} model planes of "
                    f"{self.grid.shape[0]} x {self.grid.shape[1]} and {n_views} views)")
         # the FBP of the same data: the preview shown at once, and SART's starting point
@@ -345,10 +347,11 @@ class Reconstructor:
         for v in range(g.n_views):
             np.multiply(p[v], cosine_weights(g, v), out=weighted[v])
         hm = self.model_heights_mm
-        coeffs = plane_coefficients(g, self.grid, hm[:, None])
-        sart = Sart(weighted, coeffs, self.grid.shape, hm, iterations=s.iterations, subsets=self.subsets,
+        mg, (my, mx) = self._model_grid()
+        coeffs = plane_coefficients(g, mg, hm[:, None])
+        sart = Sart(weighted, coeffs, mg.shape, hm, iterations=s.iterations, subsets=self.subsets,
                     relaxation=s.relaxation, tv_weight=s.tv_weight)
-        x = np.zeros((len(hm),) + self.grid.shape, np.float32)
+        x = np.zeros((len(hm),) + mg.shape, np.float32)
         if s.init == "fbp":
             K.backproject(self._fbp.filtered_projections, *coeffs, np.float32(1.0 / g.n_views), x)
             np.maximum(x, 0.0, out=x)
@@ -360,8 +363,9 @@ class Reconstructor:
 
         def on_iteration(it, residual, vol):
             if partial:
+                crop = vol[:, my:my + self.grid.shape[0], mx:mx + self.grid.shape[1]]
                 events.append(IterationResult(it, s.iterations, residual,
-                                              resample_planes(vol, hm, self.heights_mm, s.thickness_mm, n_sub) / dz))
+                                              resample_planes(crop, hm, self.heights_mm, s.thickness_mm, n_sub) / dz))
 
         gen = sart.run(x, emit_iterations=on_iteration)
         while True:
@@ -376,7 +380,18 @@ class Reconstructor:
         while events:
             yield events.pop(0)
         self._sart_residuals = [float(r) for r in sart.residuals]
-        return resample_planes(x, hm, self.heights_mm, s.thickness_mm, n_sub) / np.float32(dz)
+        ny, nx = self.grid.shape
+        return resample_planes(x[:, my:my + ny, mx:mx + nx], hm, self.heights_mm, s.thickness_mm, n_sub) / np.float32(dz)
+
+    def _model_grid(self):
+        """SART's in-plane model: the slice grid widened by MODEL_MARGIN on every side, so that the body
+        beyond the slices (a patient wider than the field) has voxels to explain its share of the rays
+        instead of piling it into the slices' edge; returns (grid, (rows, cols) of the margin)."""
+        ny, nx = self.grid.shape
+        my, mx = int(round(MODEL_MARGIN * ny)), int(round(MODEL_MARGIN * nx))
+        py, px = self.grid.pixel_spacing_mm
+        return SliceGrid((ny + 2 * my, nx + 2 * mx), (py, px),
+                         (self.grid.origin_mm[0] - mx * px, self.grid.origin_mm[1] - my * py)), (my, mx)
 
     def parameters(self, **extra) -> dict:
         s = self.settings
