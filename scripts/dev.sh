@@ -17,6 +17,9 @@ setup() {
         || [ pyproject.toml -nt .venv/.installed ]; then
         .venv/bin/python -m pip install --quiet --upgrade pip
         .venv/bin/python -m pip install --quiet -e ".[gui,test]"
+        # compile the numba kernels once into numba's cache, so the first acquisition in the window
+        # does not freeze it while numba compiles
+        .venv/bin/python -m volumedr.warmup || true
         touch .venv/.installed
     fi
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
