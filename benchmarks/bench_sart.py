@@ -22,20 +22,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from volumedr.geometry import Detector, Sweep
 from volumedr.progress import drive
-from volumedr.reconstruct import Reconstructor, ReconSettings
+from volumedr.reconstruct import Reconstructor
 
-
-def problem(n_views, n, n_slices, pitch):
-    det = Detector(rows=n, cols=n, pitch_row_mm=pitch, pitch_col_mm=pitch)
-    geo = Sweep(kind="linear", total_angle_deg=42, n_projections=n_views, source_to_image_mm=1000,
-                pivot_height_mm=0, direction="x").geometry(det)
-    p = np.random.default_rng(0).random((n_views, n, n), dtype=np.float32)
-    return p, geo, ReconSettings(method="fbp", spacing_mm=1.0, thickness_mm=1.0, z_min_mm=10,
-                                 z_max_mm=10 + n_slices - 1)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_reconstruct import problem  # noqa: E402  (the same problems as the FBP benchmark)
 
 
 def timed(fn):

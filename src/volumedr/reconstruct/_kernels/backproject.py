@@ -131,53 +131,6 @@ def forward_project(vol, a_col, b_col, a_row, b_row, scale, out):
                 out[v, r, c] = det[r, c] * scale
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=True)
-def coverage(a_col, b_col, a_row, b_row, n_rows, n_cols, out):
-    """``backproject`` of a detector of ones with scale 1, without reading any projection:
-    out[s, j, k] = sum over views (and sub-planes) of the weight with which slice pixel (j, k) is
-    seen, 1 inside the detector and the bilinear fraction at its edges (SART's column sums, and the
-    view count of each pixel).  The run of columns fully inside is added through a difference
-    array, so a row costs O(views + columns), not O(views x columns)."""
-    S, ny, nx = out.shape
-    V = a_col.shape[2]
-    Q = a_col.shape[1]
-    C = n_cols
-    for idx in prange(S * ny):
-        j = idx // S
-        s = idx - j * S
-        acc = np.zeros(nx, np.float32)
-        run = np.zeros(nx + 1, np.float32)
-        for q in range(Q):
-            for v in range(V):
-                r0, w0, w1 = row_weights(a_row[s, q, v] * j + b_row[s, q, v], n_rows)
-                wr = np.float32(w0 + w1)
-                if wr == 0.0:
-                    continue
-                a = a_col[s, q, v]
-                b = b_col[s, q, v]
-                k_lo, k_hi = col_range(a, b, C, nx)
-                if k_hi < k_lo:
-                    continue
-                b1 = b + 1.0
-                lo = k_lo
-                while lo <= k_hi and int(a * lo + b1) == 0:  # detector index in [-1, 0): a fraction
-                    cf = a * lo + b1
-                    acc[lo] += np.float32(cf - int(cf)) * wr
-                    lo += 1
-                hi = k_hi
-                while hi >= lo and int(a * hi + b1) >= C:  # detector index in [C-1, C): a fraction
-                    cf = a * hi + b1
-                    acc[hi] += (np.float32(1.0) - np.float32(cf - int(cf))) * wr
-                    hi -= 1
-                if hi >= lo:
-                    run[lo] += wr
-                    run[hi + 1] -= wr
-        total = np.float32(0.0)
-        for k in range(nx):
-            total += run[k]
-            out[s, j, k] = acc[k] + total
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _taper_at(t, u, n):
     """Bilinear value of the 1-D taper ``t`` (zero outside [0, n)) at fractional index u."""
@@ -191,8 +144,11 @@ def _taper_at(t, u, n):
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def coverage_tapered(a_col, b_col, a_row, b_row, taper_r, taper_c, margin, out):
     """``backproject`` (scale 1) of every view's detector weight ``taper_r[r] * taper_c[c]``: how much
-    of the views, weighted as the backprojection weights them, sees each slice pixel.  The tapers are 1
-    more than ``margin`` pixels inside the detector, where the run is added through a difference array."""
+    of the views, weighted as the backprojection weights them, sees each slice pixel (the view count of
+    each pixel, and SART's column sums).  The tapers are 1 more than ``margin`` pixels inside the
+    detector, where the run is added through a difference array, so a row costs O(views + columns),
+    not O(views x columns).  With tapers of ones and ``margin`` 0 it is the backprojection of a
+    detector of ones (see :func:`coverage`)."""
     S, ny, nx = out.shape
     V = a_col.shape[2]
     Q = a_col.shape[1]
@@ -228,3 +184,8 @@ def coverage_tapered(a_col, b_col, a_row, b_row, taper_r, taper_c, margin, out):
         for k in range(nx):
             total += run[k]
             out[s, j, k] = acc[k] + total
+
+
+def coverage(a_col, b_col, a_row, b_row, n_rows, n_cols, out):
+    """``backproject`` of a detector of ones with scale 1 (SART's column sums)."""
+    coverage_tapered(a_col, b_col, a_row, b_row, np.ones(n_rows, np.float32), np.ones(n_cols, np.float32), 0, out)
