@@ -355,3 +355,33 @@ def test_send_to_an_unreachable_pacs_reports_the_error(window, qapp):
     assert window.last_error is not None and "cannot reach the PACS" in window.last_error
     window.send_to_pacs("not an address")
     assert "AET@HOST:PORT" in window.last_error
+
+
+def test_the_send_dialog_offers_dicom_over_tls(window, qapp, tmp_path):
+    import socket
+
+    from volumedr.errors import ParameterError
+    from volumedr.gui.main_window import SendDialog
+
+    dlg = SendDialog(window, "ORTHANC@127.0.0.1:2762")
+    assert dlg.tls_settings() is None and not dlg.files["ca_path"].isEnabled()
+    dlg.tls.setChecked(True)
+    assert dlg.files["ca_path"].isEnabled()
+    assert dlg.tls_settings().ca_path is None  # the system's trusted CAs
+    dlg.files["ca_path"].setText(str(tmp_path / "missing.pem"))
+    with pytest.raises(ParameterError, match="does not exist"):
+        dlg.tls_settings()
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate")
+    dlg.files["ca_path"].setText(str(ca))
+    tls = dlg.tls_settings()
+    assert tls.ca_path == str(ca)
+    dlg.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    window.last_error = None
+    window.send_to_pacs(f"ORTHANC@127.0.0.1:{port}", timeout_s=3, tls=tls)
+    _wait_job(window, qapp, "sending to PACS")
+    assert window.last_error is not None and "CA certificate" in window.last_error  # refused before connecting
+    assert window.settings_tls is tls

@@ -62,6 +62,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_error: str | None = None
         self.last_warning: str | None = None
         self.settings_pacs: str | None = None
+        self.settings_tls = None
         self._error_box = None
         self._cine_dir = 1
         self._build_panes()
@@ -887,13 +888,18 @@ class MainWindow(QtWidgets.QMainWindow):
     def send_dialog(self):
         if self._study_for_export() is None:
             return
-        text, ok = QtWidgets.QInputDialog.getText(self, "Send to PACS", "PACS (AET@HOST:PORT):",
-                                                  text=self.settings_pacs or "ORTHANC@127.0.0.1:4242")
-        if ok and text:
-            self.send_to_pacs(text)
+        dlg = SendDialog(self, self.settings_pacs or "ORTHANC@127.0.0.1:4242", self.settings_tls)
+        if dlg.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            try:
+                tls = dlg.tls_settings()
+            except VolumedrError as exc:
+                self.show_error(str(exc))
+                return
+            self.send_to_pacs(dlg.address.text().strip(), tls=tls)
 
-    def send_to_pacs(self, address: str, as_: str = "ct", timeout_s: float = 30.0):
-        """Export to a temporary folder and C-STORE every image to ``address`` (AET@HOST:PORT), in a worker."""
+    def send_to_pacs(self, address: str, as_: str = "ct", timeout_s: float = 30.0, tls=None):
+        """Export to a temporary folder and C-STORE every image to ``address`` (AET@HOST:PORT), in a worker;
+        ``tls`` (a :class:`~volumedr.io.pacs.TlsSettings`) sends DICOM over TLS, the PACS verified."""
         import tempfile
 
         from ..io.dicom_export import export_dicom
@@ -903,11 +909,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if study is None:
             return None
         try:
-            peer = parse_peer(address)
+            peer = parse_peer(address, tls)
         except VolumedrError as exc:
             self.show_error(str(exc))
             return None
         self.settings_pacs = address
+        self.settings_tls = tls
 
         def job():
             with tempfile.TemporaryDirectory(prefix="volumedr-send-") as tmp:
@@ -926,4 +933,55 @@ class MainWindow(QtWidgets.QMainWindow):
         super().closeEvent(ev)
 
 
-__all__ = ["MainWindow"]
+class SendDialog(QtWidgets.QDialog):
+    """Where to send: the PACS address and, for DICOM over TLS, the CA to verify it against and this
+    workstation's certificate and key (PEM files; empty = the system's CAs, no client certificate)."""
+
+    def __init__(self, parent, address: str, tls=None):
+        super().__init__(parent)
+        self.setWindowTitle("Send to PACS")
+        lay = QtWidgets.QFormLayout(self)
+        self.address = QtWidgets.QLineEdit(address)
+        lay.addRow("PACS (AET@HOST:PORT)", self.address)
+        self.tls = QtWidgets.QCheckBox("DICOM over TLS (the PACS's certificate is verified)")
+        lay.addRow(self.tls)
+        self.files = {}
+        for key, label in (("ca_path", "CA certificate(s)"), ("cert_path", "This workstation's certificate"),
+                           ("key_path", "Its private key")):
+            edit = QtWidgets.QLineEdit(getattr(tls, key, None) or "")
+            edit.setPlaceholderText("PEM file" + (" (empty: the system's CAs)" if key == "ca_path" else " (optional)"))
+            browse = QtWidgets.QPushButton("...")
+            browse.clicked.connect(lambda _=False, e=edit: self._browse(e))
+            row = QtWidgets.QHBoxLayout()
+            row.addWidget(edit, 1)
+            row.addWidget(browse)
+            lay.addRow(label, row)
+            self.files[key] = edit
+        self.tls.toggled.connect(self._tls_toggled)
+        self.tls.setChecked(tls is not None)
+        self._tls_toggled(tls is not None)
+        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Ok
+                                             | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay.addRow(buttons)
+
+    def _browse(self, edit):
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "PEM file", "", "PEM (*.pem *.crt *.key);;All (*)")
+        if path:
+            edit.setText(path)
+
+    def _tls_toggled(self, on: bool):
+        for edit in self.files.values():
+            edit.setEnabled(on)
+
+    def tls_settings(self):
+        """The TLS settings chosen, or None for plain DICOM (raises ParameterError for missing files)."""
+        from ..io.pacs import TlsSettings
+
+        if not self.tls.isChecked():
+            return None
+        return TlsSettings(**{k: (e.text().strip() or None) for k, e in self.files.items()})
+
+
+__all__ = ["MainWindow", "SendDialog"]
