@@ -8,10 +8,14 @@ needs per voxel-view, and prints the ratios (docs/benchmarks.md, "Roofline").
 """
 from __future__ import annotations
 
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 from numba import njit, prange
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_reconstruct import best_of  # noqa: E402  (one timing helper for the benchmarks)
 
 from volumedr.geometry import Detector, Sweep
 from volumedr.reconstruct import SliceGrid, plane_coefficients
@@ -24,21 +28,12 @@ def triad(a, b, c, s):
         a[i] = b[i] + s * c[i]
 
 
-def best(fn, n=3):
-    t = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        t.append(time.perf_counter() - t0)
-    return min(t)
-
-
 def bandwidth() -> float:
     """Bytes per second of a triad a = b + s c over three 256 MiB arrays."""
     n = 64 * 2**20
     a, b, c = (np.ones(n, np.float32) for _ in range(3))
     triad(a, b, c, np.float32(2.0))
-    return 3 * a.nbytes / best(lambda: triad(a, b, c, np.float32(2.0)))
+    return 3 * a.nbytes / best_of(lambda: triad(a, b, c, np.float32(2.0)), 3)
 
 
 def main():
@@ -55,7 +50,7 @@ def main():
     coeffs = plane_coefficients(geo, grid, heights)
     out = np.empty((S, N, N), np.float32)
     K.backproject(proj, *coeffs, np.float32(1.0 / V), out)
-    t = best(lambda: K.backproject(proj, *coeffs, np.float32(1.0 / V), out))
+    t = best_of(lambda: K.backproject(proj, *coeffs, np.float32(1.0 / V), out), 3)
     vv = S * N * N * V
     ns = t / vv * 1e9
     # per voxel-view: a row blend of two detector samples per detector column (amortised over the

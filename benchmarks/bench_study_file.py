@@ -22,19 +22,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_reconstruct import best_of  # noqa: E402  (one timing helper for the benchmarks)
+
 from volumedr.geometry import Detector, Sweep
 from volumedr.io.study_file import ReconstructionWriter, read_study, write_study
 from volumedr.reconstruct import Reconstructor, ReconSettings
 from volumedr.study import Study
-
-
-def best(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def write_old(path, study):
@@ -102,15 +96,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         tmp = Path(tmp)
         new, old = tmp / "new.h5", tmp / "old.h5"
-        out["write_new_s"] = best(lambda: write_study(new, study))
-        out["write_old_s"] = best(lambda: write_old(old, study))
-        out["read_new_s"] = best(lambda: read_study(new))
-        out["read_old_s"] = best(lambda: read_old(old))
+        out["write_new_s"] = best_of(lambda: write_study(new, study), 3)
+        out["write_old_s"] = best_of(lambda: write_old(old, study), 3)
+        out["read_new_s"] = best_of(lambda: read_study(new), 3)
+        out["read_old_s"] = best_of(lambda: read_old(old), 3)
         settings = ReconSettings(spacing_mm=5.0, z_min_mm=20, z_max_mm=20 + 5.0 * (a.slices - 1))
         rec = Reconstructor(proj, geo, settings)
         for _ in rec.prepare():  # filter once, outside the timings
             pass
-        out["reconstruct_only_s"] = best(lambda: [None for _ in rec.run(emit=lambda i, s: None)], 2)
+        out["reconstruct_only_s"] = best_of(lambda: [None for _ in rec.run(emit=lambda i, s: None)], 2)
         for kind, fn, path in (("new", recon_in_place_new, new), ("old", recon_in_place_old, old)):
             sizes, times = [], []
             for _ in range(5):
