@@ -276,6 +276,9 @@ def test_cli_sart_writes_its_settings_and_residuals(tmp_path, capsys):
     rec = read_study(p).reconstruction
     assert rec.method == "sart" and rec.parameters["iterations"] == 2 and rec.parameters["subsets"] == 5
     assert len(rec.parameters["residuals"]) == 2
+    assert main(["info", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "SART: 2 iterations x 5 subsets, TV 0.1, from zero; data residual" in out and " -> " in out
 
 
 def test_the_case_method_is_honoured_unless_the_user_chooses(tmp_path, capsys):

@@ -92,6 +92,12 @@ def cmd_info(args) -> int:
     if r is not None:
         print(f"reconstruction: {len(r.heights_mm)} slices, {r.method}, {r.heights_mm[0]:.1f}..{r.heights_mm[-1]:.1f} mm, "
               f"thickness {r.thickness_mm:g} mm, pixel {r.pixel_spacing_mm[0]:.3f} mm")
+        p = r.parameters
+        if r.method == "sart":
+            res = p.get("residuals") or []
+            print(f"SART: {p.get('iterations')} iterations x {p.get('subsets')} subsets, TV {p.get('tv_weight')}, "
+                  f"from {p.get('init')}; data residual " + " -> ".join(f"{v:.4g}" for v in res[:1] + res[-1:]))
+
     for f in s.findings:
         print(f"finding: {f['name']} at {f['centre_mm']} ({f['size_mm']} mm)"
               + (" [occult on plain film]" if f.get("occult_on_plain_film") else ""))
