@@ -55,8 +55,9 @@ def test_update_kernels_equal_their_numpy_twins():
 def test_tv_gradient_kernel_equals_numpy_and_finite_differences():
     x = np.random.default_rng(2).random((6, 7, 8))
     out = np.empty(x.shape, np.float32)
-    S.tv_gradient(x.astype(np.float32), 1e-8, out)
+    norm2 = S.tv_gradient(x.astype(np.float32), 1e-8, out)
     assert np.allclose(out, tv_gradient(x), atol=1e-4)
+    assert norm2 == pytest.approx(float(np.sum(tv_gradient(x) ** 2)), rel=1e-4)
 
     def tv(v):
         dz = np.diff(v, axis=0, append=v[-1:])

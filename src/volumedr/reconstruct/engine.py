@@ -238,38 +238,44 @@ class Reconstructor:
     def _margin(self) -> int:
         return taper_margin(min(self.geometry.detector.shape))
 
+    def _coefficients(self, heights_mm):
+        heights_mm = np.atleast_1d(np.asarray(heights_mm, dtype=np.float64))
+        planes = subplane_heights(heights_mm, self.settings)
+        self._check_heights(planes)
+        return plane_coefficients(self.geometry, self.grid, planes), (len(heights_mm),) + self.grid.shape
+
+    def _view_count(self, coeffs, shape) -> np.ndarray:
+        """Backprojection of every view's (tapered) detector weight: how many views see each pixel."""
+        count = np.empty(shape, np.float32)
+        K.coverage_tapered(*coeffs, self._taper_r, self._taper_c, self._margin, count)
+        return count
+
     def view_weight(self, heights_mm: np.ndarray) -> np.ndarray:
         """How many views see each pixel of the slices at ``heights_mm``, weighted as the backprojection
         weights them (the edge taper included), as a fraction of all views; (S, ny, nx) float32."""
-        heights_mm = np.atleast_1d(np.asarray(heights_mm, dtype=np.float64))
-        planes = subplane_heights(heights_mm, self.settings)
-        coeffs = plane_coefficients(self.geometry, self.grid, planes)
-        count = np.empty((len(heights_mm),) + self.grid.shape, np.float32)
-        K.coverage_tapered(*coeffs, self._taper_r, self._taper_c, self._margin, count)
-        count *= self._scale()
-        return count
+        return self._view_count(*self._coefficients(heights_mm)) * self._scale()
 
     def _scale(self) -> np.float32:
         return np.float32(1.0 / (self.geometry.n_views * self.settings.n_subplanes))
 
     def backproject_heights(self, heights_mm: np.ndarray) -> np.ndarray:
         """Slices at ``heights_mm`` (each with the settings' thickness), (S, ny, nx) float32."""
+        return self._backproject_with_fraction(heights_mm)[0]
+
+    def _backproject_with_fraction(self, heights_mm):
+        """(slices, their uint8 view fractions) at ``heights_mm``."""
         if self._fbp is not None:  # SART's on-demand slice is the FBP preview
-            return self._fbp.backproject_heights(heights_mm)
-        heights_mm = np.atleast_1d(np.asarray(heights_mm, dtype=np.float64))
-        planes = subplane_heights(heights_mm, self.settings)
-        self._check_heights(planes)
-        coeffs = plane_coefficients(self.geometry, self.grid, planes)
-        out = np.empty((len(heights_mm),) + self.grid.shape, np.float32)
+            return self._fbp._backproject_with_fraction(heights_mm)
+        coeffs, shape = self._coefficients(heights_mm)
+        out = np.empty(shape, np.float32)
         K.backproject(self.filtered_projections, *coeffs, np.float32(1.0), out)
         # normalise by the views that see each pixel (the whole field of view): exactly where at least
         # FULL_WEIGHT of them do, and fading towards the part of the field that few views see
-        count = np.empty_like(out)
-        K.coverage_tapered(*coeffs, self._taper_r, self._taper_c, self._margin, count)
-        self.last_view_fraction = fraction_u8(count * self._scale())
+        count = self._view_count(coeffs, shape)
+        fraction = fraction_u8(count * self._scale())
         np.maximum(count, np.float32(FULL_WEIGHT * self.geometry.n_views * self.settings.n_subplanes), out=count)
         out /= count
-        return out
+        return out, fraction
 
     def slice_at(self, height_mm: float) -> np.ndarray:
         """One slice on demand (for the viewer), (ny, nx) float32."""
@@ -316,8 +322,7 @@ class Reconstructor:
                 block = slices[start:start + step]
                 frac = fraction_u8(self._fbp.view_weight(hs))
             else:
-                block = self.backproject_heights(hs)
-                frac = self.last_view_fraction
+                block, frac = self._backproject_with_fraction(hs)
             if collected is not None:
                 collected[start:start + len(block)] = block
                 fractions[start:start + len(block)] = frac

@@ -118,11 +118,6 @@ class Sart:
         K.forward_project(x, *self._sub(views), np.float32(1.0), out)
         return out
 
-    def back(self, r, views) -> np.ndarray:
-        out = np.empty(self.shape, np.float32)
-        K.backproject(np.ascontiguousarray(r), *self._sub(views), np.float32(1.0), out)
-        return out
-
     def fit_scale(self, x) -> float:
         """Least-squares c so that A (c x) best explains the data."""
         views = np.arange(self.p.shape[0])
@@ -163,19 +158,13 @@ class Sart:
                 d = float(np.sqrt(S.diff_sum_squares(x, before)))
                 g = upd  # reuse the buffer
                 for i in range(TV_STEPS):
-                    S.tv_gradient(x, TV_EPS, g)
-                    gn = float(np.sqrt(S.sum_squares(g)))
+                    gn = float(np.sqrt(S.tv_gradient(x, TV_EPS, g)))
                     if gn == 0 or d == 0:
                         break
                     S.descend(x, g, self.tv_weight * d / gn, i == TV_STEPS - 1)  # clipped at the end
             if emit_iterations is not None:
                 emit_iterations(it + 1, self.residuals[-1], x)
         return x
-
-    def residual_of(self, x) -> float:
-        """||p' - A x|| over all views (for tests and reports)."""
-        r = self.p - self.forward(x, np.arange(self.p.shape[0]))
-        return float(np.sqrt(np.vdot(r, r)))
 
 
 def _subset_order(m: int) -> list[int]:

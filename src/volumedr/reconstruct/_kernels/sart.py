@@ -49,11 +49,14 @@ def apply_update(x, upd, cover, relaxation):
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def tv_gradient(x, eps, out):
     """Gradient of the smoothed isotropic 3-D total variation sum sqrt(|grad x|^2 + eps), forward
-    differences with a zero difference past the last voxel (voxel units); out (S, ny, nx) float32."""
+    differences with a zero difference past the last voxel (voxel units); out (S, ny, nx) float32.
+    Returns sum(out^2), the squared norm that the TV step divides by."""
     S, ny, nx = x.shape
+    part = np.zeros(S * ny)
     for idx in prange(S * ny):
         s = idx // ny
         j = idx - s * ny
+        acc = 0.0
         for k in range(nx):
             c = x[s, j, k]
             # this voxel's own term: d/dc sqrt((xs-c)^2 + (xj-c)^2 + (xk-c)^2 + eps)
@@ -81,20 +84,7 @@ def tv_gradient(x, eps, out):
                 e = c - p
                 g += e / math.sqrt(a * a + b * b + e * e + eps)
             out[s, j, k] = g
-
-
-@njit(cache=True, nogil=True, parallel=True, fastmath=True)
-def sum_squares(a):
-    """sum a^2 (float64 accumulation, rows over threads)."""
-    S, ny, nx = a.shape
-    part = np.zeros(S * ny)
-    for idx in prange(S * ny):
-        s = idx // ny
-        j = idx - s * ny
-        acc = 0.0
-        for k in range(nx):
-            v = a[s, j, k]
-            acc += v * v
+            acc += g * g
         part[idx] = acc
     return part.sum()
 
