@@ -23,6 +23,7 @@ from .settings import ReconSettings
 CHUNK_BYTES = 64 * 2**20
 FULL_WEIGHT = 0.5  # pixels seen by at least this fraction of the views are normalised exactly
 MODEL_MARGIN = 0.15  # SART's model reaches this fraction of the slice grid beyond it on every side
+MAR_PLANE_MM = 4.0  # MAR looks for the metal's support and its peak over height on planes this far apart
 
 
 def fraction_u8(weight: np.ndarray) -> np.ndarray:
@@ -166,6 +167,12 @@ class Reconstructor:
         self._filtered = None
         self._filter = None
         self._fbp = None
+        self._object_range_mm = object_range_mm
+        self.mar_summary = None  # set once MAR has looked for metal (settings.mar)
+        self._metal = None
+        if settings.mar:
+            check_fits(3 * self.projections.nbytes, f"metal artefact reduction on {proj.shape[0]} projections "
+                       f"of {proj.shape[1]} x {proj.shape[2]}")
         if settings.method == "sart":
             self._setup_sart(object_range_mm)
 
@@ -196,7 +203,7 @@ class Reconstructor:
         check_fits(need + self.projections.nbytes, f"SART ({len(self.model_heights_mm)} model planes of "
                    f"{self.grid.shape[0]} x {self.grid.shape[1]} and {n_views} views)")
         # the FBP of the same data: the preview shown at once, and SART's starting point
-        self._fbp = Reconstructor(self.projections, self.geometry, replace(s, method="fbp"), grid=self.grid,
+        self._fbp = Reconstructor(self.projections, self.geometry, replace(s, method="fbp", mar=False), grid=self.grid,
                                   object_range_mm=object_range_mm)
         self._fbp.heights_mm = self.heights_mm
 
@@ -208,7 +215,9 @@ class Reconstructor:
         return self._filtered
 
     def prepare(self):
-        """Generator: weight and filter every projection (yields Progress)."""
+        """Generator: MAR when asked for, then weight and filter every projection (yields Progress)."""
+        if self.settings.mar and self.mar_summary is None:
+            yield from self._prepare_mar()
         if self._fbp is not None:
             yield from self._fbp.prepare()
             return
@@ -224,6 +233,36 @@ class Reconstructor:
             out[v] *= taper  # the field's edge fades instead of ending in a step (after filtering)
             yield Progress("filtering", v + 1, p.shape[0])
         self._filtered = out
+
+    def _prepare_mar(self):
+        """Generator: find the metal, fill its traces in the projections the tissue is reconstructed
+        from, and set up the metal's own reconstruction (:mod:`.metal`)."""
+        from dataclasses import replace
+
+        from .metal import MetalPart, MetalSummary, crop_grid, fill_traces, find_metal
+
+        t0 = time.perf_counter()
+        s = self.settings
+        obj = self._object_range_mm if self._object_range_mm is not None else (self.heights_mm[0], self.heights_mm[-1])
+        zsrc = float(self.geometry.source_positions_mm[:, 2].min())
+        lo = max(min(float(obj[0]), float(self.heights_mm[0])), 0.5)
+        hi = min(max(float(obj[1]), float(self.heights_mm[-1])), 0.9 * zsrc)
+        hm = np.linspace(lo, hi, max(2, int(np.ceil((hi - lo) / MAR_PLANE_MM)) + 1))
+        masks, area, box, planes = yield from find_metal(self.projections, self.geometry, self.grid, hm,
+                                                         s.mar_settings)
+        if box is not None:
+            filled, metal = yield from fill_traces(self.projections, masks)
+            self.projections = filled
+            if self._fbp is not None:
+                self._fbp.projections = filled
+            rec = Reconstructor(metal, self.geometry, replace(s, method="saa" if s.method == "saa" else "fbp",
+                                                              mar=False),
+                                grid=crop_grid(self.grid, box), object_range_mm=self._object_range_mm)
+            rec.heights_mm = self.heights_mm
+            self._metal = MetalPart(rec, masks, (box[0].start, box[1].start), planes)
+            yield from rec.prepare()
+        self.mar_summary = MetalSummary(self.geometry.n_views, area, s.mar_settings.threshold,
+                                        time.perf_counter() - t0)
 
     # -- slices ----------------------------------------------------------------
     @property
@@ -263,18 +302,23 @@ class Reconstructor:
         return self._backproject_with_fraction(heights_mm)[0]
 
     def _backproject_with_fraction(self, heights_mm):
-        """(slices, their uint8 view fractions) at ``heights_mm``."""
+        """(slices, their uint8 view fractions) at ``heights_mm`` (with the metal put back under MAR)."""
+        if self.settings.mar and self.mar_summary is None:
+            drive(self._prepare_mar())
         if self._fbp is not None:  # SART's on-demand slice is the FBP preview
-            return self._fbp._backproject_with_fraction(heights_mm)
-        coeffs, shape = self._coefficients(heights_mm)
-        out = np.empty(shape, np.float32)
-        K.backproject(self.filtered_projections, *coeffs, np.float32(1.0), out)
-        # normalise by the views that see each pixel (the whole field of view): exactly where at least
-        # FULL_WEIGHT of them do, and fading towards the part of the field that few views see
-        count = self._view_count(coeffs, shape)
-        fraction = fraction_u8(count * self._scale())
-        np.maximum(count, np.float32(FULL_WEIGHT * self.geometry.n_views * self.settings.n_subplanes), out=count)
-        out /= count
+            out, fraction = self._fbp._backproject_with_fraction(heights_mm)
+        else:
+            coeffs, shape = self._coefficients(heights_mm)
+            out = np.empty(shape, np.float32)
+            K.backproject(self.filtered_projections, *coeffs, np.float32(1.0), out)
+            # normalise by the views that see each pixel (the whole field of view): exactly where at least
+            # FULL_WEIGHT of them do, and fading towards the part of the field that few views see
+            count = self._view_count(coeffs, shape)
+            fraction = fraction_u8(count * self._scale())
+            np.maximum(count, np.float32(FULL_WEIGHT * self.geometry.n_views * self.settings.n_subplanes), out=count)
+            out /= count
+        if self._metal is not None:
+            self._metal.add_to(out, heights_mm)
         return out, fraction
 
     def slice_at(self, height_mm: float) -> np.ndarray:
@@ -365,12 +409,19 @@ class Reconstructor:
         dz = sart.dz
         n_sub = s.n_subplanes
         events = []
+        metal_scale = self._metal_mu_scale(hm, dz) if self._metal is not None else 0.0
+
+        def user_slices(vol):
+            ny, nx = self.grid.shape
+            out = resample_planes(vol[:, my:my + ny, mx:mx + nx], hm, self.heights_mm, s.thickness_mm, n_sub)
+            out /= np.float32(dz)
+            if self._metal is not None:
+                self._metal.add_to(out, self.heights_mm, metal_scale)
+            return out
 
         def on_iteration(it, residual, vol):
             if partial:
-                crop = vol[:, my:my + self.grid.shape[0], mx:mx + self.grid.shape[1]]
-                events.append(IterationResult(it, s.iterations, residual,
-                                              resample_planes(crop, hm, self.heights_mm, s.thickness_mm, n_sub) / dz))
+                events.append(IterationResult(it, s.iterations, residual, user_slices(vol)))
 
         gen = sart.run(x, emit_iterations=on_iteration)
         while True:
@@ -385,8 +436,23 @@ class Reconstructor:
         while events:
             yield events.pop(0)
         self._sart_residuals = [float(r) for r in sart.residuals]
-        ny, nx = self.grid.shape
-        return resample_planes(x[:, my:my + ny, mx:mx + nx], hm, self.heights_mm, s.thickness_mm, n_sub) / np.float32(dz)
+        return user_slices(x)
+
+    def _metal_mu_scale(self, hm: np.ndarray, dz: float) -> float:
+        """The factor that turns the metal's FBP into SART's mu (1/mm): least squares between the forward
+        projection of the metal put back at the model heights and the cosine-weighted metal projections."""
+        from .filters import cosine_weights
+
+        g = self.geometry
+        vol = np.ascontiguousarray(self._metal.slices(hm))
+        ax = np.empty((g.n_views,) + g.detector.shape, np.float32)
+        K.forward_project(vol, *plane_coefficients(g, self._metal.rec.grid, hm[:, None]), np.float32(1.0), ax)
+        num = den = 0.0
+        for v in range(g.n_views):
+            a = ax[v].astype(np.float64)
+            num += float(np.vdot(a, self._metal.rec.projections[v] * cosine_weights(g, v)))
+            den += float(np.vdot(a, a))
+        return num / den / dz if den > 0 else 0.0
 
     def _model_grid(self):
         """SART's in-plane model: the slice grid widened by MODEL_MARGIN on every side, so that the body
@@ -407,6 +473,7 @@ class Reconstructor:
                  "relaxation": s.relaxation, "units": "mu 1/mm",
                  "model_planes_mm": [float(self.model_heights_mm[0]), float(self.model_heights_mm[-1]),
                                      len(self.model_heights_mm)]} if s.method == "sart" else {}),
+             **({"mar": self.mar_summary.as_dict() if self.mar_summary is not None else {}} if s.mar else {}),
              "z_range_mm": [float(self.heights_mm[0]), float(self.heights_mm[-1])]}
         d.update(extra)
         return d

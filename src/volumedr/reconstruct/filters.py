@@ -74,6 +74,18 @@ class ProjectionFilter:
             f_nyq = 0.5 / (abs(axis[0]) * det.pitch_col_mm + abs(axis[1]) * det.pitch_row_mm)
             self.h = frequency_response(f_along, f_nyq, settings, self.sweep_deg).astype(np.float32)
 
+    def _filter_lines(self, p: np.ndarray) -> np.ndarray:
+        """The 1-D filter along the sweep axis of every line of ``p``."""
+        n, npad = self.n, self.n_pad
+        left = (npad - n) // 2
+        pad = [(0, 0), (0, 0)]
+        pad[self.axis] = (left, npad - n - left)
+        pp = np.pad(p, pad, mode="edge")
+        spec = sfft.rfft(pp, axis=self.axis, workers=-1)
+        spec *= self.h[:, None] if self.axis == 0 else self.h[None, :]
+        res = sfft.irfft(spec, n=npad, axis=self.axis, workers=-1)
+        return res[left:left + n] if self.axis == 0 else res[:, left:left + n]
+
     def apply(self, projection: np.ndarray, view: int, out: np.ndarray | None = None) -> np.ndarray:
         """Cosine-weight and (for FBP) filter one projection (rows, cols) -> float32."""
         p = np.asarray(projection, dtype=np.float32) * cosine_weights(self.geometry, view)
@@ -83,15 +95,17 @@ class ProjectionFilter:
                 return out
             return p
         if self.mode == "1d":
-            n, npad = self.n, self.n_pad
-            left = (npad - n) // 2
-            pad = [(0, 0), (0, 0)]
-            pad[self.axis] = (left, npad - n - left)
-            pp = np.pad(p, pad, mode="edge")
-            spec = sfft.rfft(pp, axis=self.axis, workers=-1)
-            spec *= self.h[:, None] if self.axis == 0 else self.h[None, :]
-            res = sfft.irfft(spec, n=npad, axis=self.axis, workers=-1)
-            res = res[left:left + n] if self.axis == 0 else res[:, left:left + n]
+            # each detector line along the sweep is filtered on its own: lines that are all zero (a metal
+            # trace's projections hold little else) stay zero and are skipped
+            lines = np.flatnonzero(np.any(p != 0, axis=self.axis))
+            if len(lines) < p.shape[1 - self.axis] // 2:
+                res = np.zeros(p.shape, np.float32)
+                if self.axis == 0:
+                    res[:, lines] = self._filter_lines(p[:, lines])
+                else:
+                    res[lines] = self._filter_lines(p[lines])
+            else:
+                res = self._filter_lines(p)
         else:
             R, C = p.shape
             top, left = (self.pad_shape[0] - R) // 2, (self.pad_shape[1] - C) // 2

@@ -51,6 +51,11 @@ class ReconSettings:
         SART: start from the FBP volume (scaled to fit the data) or from zero.
     relaxation : float
         SART: relaxation factor lambda of each update (0 < lambda <= 2).
+    mar : bool
+        Metal artefact reduction (:mod:`volumedr.reconstruct.metal`): metal found in the
+        projections is reconstructed apart and put back at its own height only.
+    mar_threshold : float
+        MAR: how far (in line-integral units) a pixel must stand above its surroundings to be metal.
     """
 
     method: str = "fbp"
@@ -66,6 +71,8 @@ class ReconSettings:
     tv_weight: float = 0.2
     init: str = "fbp"
     relaxation: float = 1.0
+    mar: bool = False
+    mar_threshold: float = 2.5
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -102,6 +109,15 @@ class ReconSettings:
         lam = float(self.relaxation)
         if not (np.isfinite(lam) and 0.0 < lam <= 2.0):
             raise ParameterError(f"SART relaxation must be in (0, 2], got {self.relaxation}")
+        if not isinstance(self.mar, (bool, np.bool_)):
+            raise ParameterError(f"mar must be true or false, got {self.mar!r}")
+        self.mar_settings  # validates the MAR threshold
+
+    @property
+    def mar_settings(self):
+        from .metal import MarSettings
+
+        return MarSettings(threshold=float(self.mar_threshold))
 
     def heights_mm(self, default_range: tuple[float, float]) -> np.ndarray:
         lo = self.z_min_mm if self.z_min_mm is not None else default_range[0]
@@ -122,7 +138,7 @@ class ReconSettings:
             spacing = float(d.get("spacing_mm", 1.0))
             rng = d.get("range_mm")
             lo, hi = (float(rng[0]), float(rng[1])) if rng is not None else (None, None)
-            extra = {k: d[k] for k in ("iterations", "subsets", "tv_weight", "init") if k in d}
+            extra = {k: d[k] for k in ("iterations", "subsets", "tv_weight", "init", "mar") if k in d}
             return cls(method=str(d.get("method", "fbp")), spacing_mm=spacing,
                        thickness_mm=float(d.get("thickness_mm", spacing)), z_min_mm=lo, z_max_mm=hi, **extra)
         except (TypeError, ValueError, IndexError) as exc:

@@ -1,0 +1,121 @@
+"""numba kernel: the harmonic fill of a metal trace (Laplace's equation inside a mask).
+
+The NumPy/SciPy twin is :func:`volumedr.reconstruct.metal.harmonic_direct` (one sparse solve); the
+tests check that the two agree.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def harmonic_fill(u, mask, omega, max_sweeps, tol, initialise):
+    """Fill ``u`` (R, C) float64 inside ``mask`` (R, C) bool in place; returns the sweeps used.
+
+    Start (with ``initialise``; else from the values in ``u``): the mean of the linear interpolations
+    along the row and along the column between the nearest known pixels (one of them where the other
+    has none).  Then red-black successive
+    over-relaxation of the 5-point Laplacian, with Neumann conditions at the array's edge, until the
+    largest change of a sweep is below ``tol``.
+    """
+    R, C = u.shape
+    if initialise:
+        _initial(u, mask)
+    return _sor(u, mask, omega, max_sweeps, tol)
+
+
+@njit(cache=True, nogil=True)
+def _initial(u, mask):
+    R, C = u.shape
+    along_r = np.zeros((R, C))
+    has_r = np.zeros((R, C), np.bool_)
+    for r in range(R):
+        c = 0
+        while c < C:
+            if not mask[r, c]:
+                c += 1
+                continue
+            c1 = c
+            while c1 < C and mask[r, c1]:
+                c1 += 1
+            a, b = c - 1, c1  # known neighbours (or outside)
+            for k in range(c, c1):
+                if a >= 0 and b < C:
+                    t = (k - a) / (b - a)
+                    along_r[r, k] = u[r, a] * (1.0 - t) + u[r, b] * t
+                    has_r[r, k] = True
+                elif a >= 0:
+                    along_r[r, k] = u[r, a]
+                    has_r[r, k] = True
+                elif b < C:
+                    along_r[r, k] = u[r, b]
+                    has_r[r, k] = True
+            c = c1
+    for c in range(C):
+        r = 0
+        while r < R:
+            if not mask[r, c]:
+                r += 1
+                continue
+            r1 = r
+            while r1 < R and mask[r1, c]:
+                r1 += 1
+            a, b = r - 1, r1
+            for k in range(r, r1):
+                v = 0.0
+                ok = True
+                if a >= 0 and b < R:
+                    t = (k - a) / (b - a)
+                    v = u[a, c] * (1.0 - t) + u[b, c] * t
+                elif a >= 0:
+                    v = u[a, c]
+                elif b < R:
+                    v = u[b, c]
+                else:
+                    ok = False
+                if ok and has_r[k, c]:
+                    u[k, c] = 0.5 * (v + along_r[k, c])
+                elif ok:
+                    u[k, c] = v
+                elif has_r[k, c]:
+                    u[k, c] = along_r[k, c]
+            r = r1
+
+
+@njit(cache=True, nogil=True)
+def _sor(u, mask, omega, max_sweeps, tol):
+    R, C = u.shape
+    sweeps = 0
+    for it in range(max_sweeps):
+        change = 0.0
+        for colour in range(2):
+            for r in range(R):
+                start = (r + colour) % 2
+                for c in range(start, C, 2):
+                    if not mask[r, c]:
+                        continue
+                    s = 0.0
+                    n = 0
+                    if r > 0:
+                        s += u[r - 1, c]
+                        n += 1
+                    if r < R - 1:
+                        s += u[r + 1, c]
+                        n += 1
+                    if c > 0:
+                        s += u[r, c - 1]
+                        n += 1
+                    if c < C - 1:
+                        s += u[r, c + 1]
+                        n += 1
+                    if n == 0:
+                        continue
+                    d = omega * (s / n - u[r, c])
+                    u[r, c] += d
+                    if abs(d) > change:
+                        change = abs(d)
+        sweeps = it + 1
+        if change < tol:
+            break
+    return sweeps
