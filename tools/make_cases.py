@@ -97,12 +97,12 @@ teaching = """
 
 
 def protocol(kind="linear", direction="y", angle=30.0, n=60, sid=1100.0, pivot=80.0, kvp=80.0, filt="2.5Al+0.1Cu",
-             sweep_mas=10.0, film_mas=5.0, rng=(10.0, 200.0), spacing=2.0, dose=None):
+             sweep_mas=10.0, film_mas=5.0, rng=(10.0, 200.0), spacing=2.0, dose=None, mar=False):
     return ("\n" + table("protocol", {
         "kind": kind, "direction": direction, "total_angle_deg": angle, "n_projections": n, "source_to_image_mm": sid,
         "pivot_height_mm": pivot, "kvp": kvp, "filtration": filt, "sweep_mas": sweep_mas, "plain_film_mas": film_mas})
         + "\n" + table("reconstruction", {"method": "fbp", "range_mm": list(rng), "spacing_mm": spacing,
-                                           "thickness_mm": spacing}) + "\n"
+                                           "thickness_mm": spacing, **({"mar": True} if mar else {})}) + "\n"
         + dose_table({"film_msv": list(dose[0]), "sweep_msv": list(dose[1]), "reference": dose[2]}) + "\n")
 
 
@@ -499,10 +499,89 @@ volume DR is the low-dose follow-up.
                 "16 mm osteolytic cavity (wear-debris granuloma) in the supra-acetabular ilium above and medial to "
                 "the cup, under the caecum on the AP film", "ICD10CM:T84.05", contrast="lucent")
     return (h + protocol(angle=30.0, n=60, sid=1100.0, pivot=100.0, kvp=80.0, filt="2.5Al", sweep_mas=95.0,
-                         film_mas=40.0, rng=(20.0, 200.0), spacing=2.0,
+                         film_mas=40.0, rng=(20.0, 200.0), spacing=2.0, mar=True,
                          dose=((0.18, 2.71), (1.0, 1.0),
                                f"film: {METTLER} (hip 0.7 mSv, range 0.18-2.71); "
                                f"sweep: {KOYAMA} (hip-joint tomosynthesis about 1 mSv)"))
+            + o + "\n" + f)
+
+
+# ------------------------------------------------------------------------------------------------ knee
+def knee():
+    lesion, d = (-24.0, 48.0, 66.0), 11.0  # the osteolysis under the tray: centre (mm) and diameter
+    name = "osteolysis under the tibial tray, medial plateau"
+    h = header(
+        "knee", "Right knee AP: total knee replacement with osteolysis under the tibial tray (read with MAR)",
+        "lower limb", "KNEE", "RFA", "supine, knee extended, patella forward, AP", (180.0, 280.0), 0.015,
+        f"approximate E/KAP for the knee, set so that an AP knee film gives a few uSv; film checked against {METTLER} "
+        "(other extremities 0.001 mSv)",
+        """
+68-year-old with a right total knee replacement (cemented cobalt-chrome femoral component, titanium tibial
+tray with a central keel, polyethylene insert) nine years ago; six months of medial pain on weight bearing,
+no fever. AP film: 'components intact and well aligned; no loosening; ossified loose bodies behind the knee'.
+""",
+        """
+Findings: an 11 mm osteolytic cavity in the medial tibial plateau under the tray, beside the keel:
+granuloma from polyethylene wear debris (particle disease), a sign of impending loosening of the tray.
+A popliteal (Baker's) cyst behind the medial plateau holds ossified loose bodies.
+Why volume DR helps, and why with metal artefact reduction: on the AP film the loose bodies of the
+cyst, 45 mm behind the cavity, lie over it and hide it among their rounded densities. On plain FBP
+slices the loose bodies blur away but the metal does not: the tray, the keel and the cobalt-chrome
+femoral component stop most photons, and every slice carries their ripple along the sweep through the
+plateau (the cavity's CNR on its slice is about 0.3). With metal artefact reduction (on by default for
+this case; the Metal artefact reduction switch in the window) the metal is reconstructed apart and put
+back at its own height, the ripple goes, and on the slice at the cavity's depth it stands out in the
+cancellous bone (CNR about 2.3 against 0.8 on the film; published: tomosynthesis with MAR shows
+periprosthetic bone better than plain FBP and than films; Gomi T et al. 2013, field notes).
+Pitfalls: a thin (< 2 mm) non-progressive lucent line under the tray is acceptable (cement-bone
+interface); a lucency that widens between studies or exceeds 2 mm is not. Switch MAR off to see what
+the plain reconstruction shows: the ripple of the tray crossing the plateau is the artefact MAR removes.
+Compared with CT: CT with metal-artefact reduction measures the lysis before revision; volume DR is the
+low-dose follow-up in the same room as the film.
+""")
+    o = soft_shell("thigh, knee and leg", (0, 0, 60), (0, 1, 0), 62, 58, 300, 8, inner="muscle")
+    # distal femur and condyles; proximal tibia with its flared plateau; fibula behind and lateral; patella in front
+    o += long_bone("femoral shaft", (0, -150, 62), (0, -40, 60), 14, 4)
+    o += bone("femoral condyles", (0, -22, 58), (40, 26, 30), 2.0)
+    o += bone("tibial plateau and metaphysis", (0, 48, 58), (44, 26, 30), 1.5)
+    o += long_bone("tibial shaft", (0, 72, 58), (2, 150, 60), 15, 4)
+    o += bone("fibular head", (27, 50, 32), (11, 12, 11), 1.5)
+    o += long_bone("fibular shaft", (29, 58, 32), (36, 150, 36), 7, 2.5)
+    o += bone("patella", (0, -24, 110), (22, 24, 9), 1.5)
+    o += obj("sphere", "osteolysis (granuloma)", "soft_tissue", centre_mm=lesion, diameter_mm=d, finding=name)
+    # a popliteal (Baker's) cyst behind the medial plateau, between the medial gastrocnemius and semimembranosus,
+    # holding ossified loose bodies (wear and cement debris after arthroplasty): on the AP film they lie over the
+    # cavity, as the caecum's gas lies over the hip's osteolysis
+    cyst = (lesion[0], lesion[1] + 2, 22.0)
+    o += obj("ellipsoid", "popliteal (Baker's) cyst", "water", centre_mm=cyst, semi_axes_mm=(17, 20, 10))
+    rng = np.random.default_rng(23)
+    for k in range(40):
+        u = rng.normal(0, 1, 3)
+        u *= rng.uniform(0, 1) ** (1 / 3) / np.linalg.norm(u)
+        c = tuple(float(v) for v in np.add(cyst, u * (15, 18, 7)))
+        o += obj("sphere", f"loose body {k}", "cortical_bone", centre_mm=c, radius_mm=float(rng.uniform(0.8, 1.8)))
+    # implant: CoCr femoral component (a shell round the condyles with anterior and posterior flanges),
+    # polyethylene insert, titanium tray with a central keel
+    o += obj("cylinder", "femoral component (CoCr)", "cocr", centre_mm=(0, -12, 58), axis=(1, 0, 0), radius_mm=27,
+             length_mm=74)
+    o += obj("cylinder", "femoral component bed (bone)", "cancellous_bone", centre_mm=(0, -12, 58), axis=(1, 0, 0),
+             radius_mm=24, length_mm=74)
+    o += obj("box", "femoral metaphysis above the component", "cancellous_bone", centre_mm=(0, -30, 58),
+             size_mm=(74, 36, 48))
+    o += obj("box", "anterior flange (CoCr)", "cocr", centre_mm=(0, -26, 83.5), size_mm=(60, 28, 3))
+    o += obj("box", "posterior condyles (CoCr)", "cocr", centre_mm=(0, -22, 32.5), size_mm=(70, 20, 3))
+    o += obj("box", "polyethylene insert", "polyethylene", centre_mm=(0, 20.5, 58), size_mm=(70, 9, 50))
+    o += obj("box", "tibial tray (Ti-6Al-4V)", "titanium", centre_mm=(0, 27, 58), size_mm=(72, 4, 52))
+    o += obj("cylinder", "tibial keel (Ti-6Al-4V)", "titanium", p0_mm=(0, 29, 58), p1_mm=(0, 72, 58), radius_mm=7)
+    f = finding(name, lesion, d, True,
+                "11 mm osteolytic cavity in the medial tibial plateau under the tray, beside the keel; hidden by the "
+                "loose bodies of a popliteal cyst on the AP film and by metal ripple on plain FBP slices, clear with MAR",
+                "ICD10CM:T84.053", contrast="lucent")
+    return (h + protocol(angle=40.0, n=60, sid=1100.0, pivot=60.0, kvp=70.0, filt="2.5Al", sweep_mas=40.0,
+                         film_mas=5.0, rng=(6.0, 114.0), spacing=2.0, mar=True,
+                         dose=((0.0002, 0.1), (0.0002, 0.1),
+                               f"{METTLER} (other extremities 0.001 mSv, range 0.0002-0.1, used for film and sweep: "
+                               "no published effective dose of knee tomosynthesis was found)"))
             + o + "\n" + f)
 
 
@@ -597,7 +676,7 @@ imaging beyond the chest film unless management depends on it.
 
 
 CASES = {"kub": kub, "wrist": wrist, "sinus": sinus, "cspine": cspine, "lumbar": lumbar, "hip": hip,
-         "gallbladder": gallbladder}
+         "gallbladder": gallbladder, "knee": knee}
 #: Drafts that do not yet pass the evidence tests (tests/test_cases.py); not bundled.  Write one to look at it with
 #: ``python tools/make_cases.py --draft ribs`` (-> phantoms/ribs.toml, delete it afterwards).  Measured with
 #: volumedr.evidence: CNR 0.59 on the film / 0.01 on the slice at the cortical break (the gap does not stand out

@@ -385,3 +385,24 @@ def test_the_send_dialog_offers_dicom_over_tls(window, qapp, tmp_path):
     _wait_job(window, qapp, "sending to PACS")
     assert window.last_error is not None and "CA certificate" in window.last_error  # refused before connecting
     assert window.settings_tls is tls
+
+
+def test_an_arthroplasty_case_reconstructs_with_metal_artefact_reduction(window, qtbot, tmp_path):
+    assert not window.mar.isChecked()  # the chest asks for none
+    try:
+        with qtbot.waitSignal(window.reconstruction_shown, timeout=180000):
+            window.case_combo.setCurrentIndex(window.case_combo.findData("knee"))
+            assert window.mar.isChecked()  # the knee case's default
+            window.acquire()
+        assert window.rec.parameters["mar"]["views_with_metal"] > 0
+        assert "MAR: metal in" in window.status_label.text()
+        write_png(tmp_path / "knee-mar.png", grab_array(window))
+        if os.environ.get("VOLUMEDR_SHOTS"):
+            write_png(os.path.join(os.environ["VOLUMEDR_SHOTS"], "knee-mar-window.png"), grab_array(window))
+        px = grab_array(window.slice_pane.glw)  # a knee fills less of the panel than a chest
+        assert (px.max(axis=2) > 40).mean() > 0.05 and px[px.max(axis=2) > 40].std() > 10
+    finally:
+        with qtbot.waitSignal(window.reconstruction_shown, timeout=180000):
+            window.case_combo.setCurrentIndex(window.case_combo.findData("chest"))
+            window.acquire()
+    assert not window.mar.isChecked()

@@ -97,6 +97,10 @@ def cmd_info(args) -> int:
             res = p.get("residuals") or []
             print(f"SART: {p.get('iterations')} iterations x {p.get('subsets')} subsets, TV {p.get('tv_weight')}, "
                   f"from {p.get('init')}; data residual " + " -> ".join(f"{v:.4g}" for v in res[:1] + res[-1:]))
+        if isinstance(p.get("mar"), dict) and p["mar"]:
+            from ..reconstruct.metal import mar_line
+
+            print(mar_line(p["mar"]))
 
     for f in s.findings:
         print(f"finding: {f['name']} at {f['centre_mm']} ({f['size_mm']} mm)"

@@ -1,6 +1,7 @@
 """``volumedr reconstruct STUDY.h5 [...]``: slices into the study file."""
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -17,6 +18,12 @@ def add_parser(sub) -> None:
     r.add_argument("--range", dest="zrange", default=None, metavar="ZMIN:ZMAX",
                    help="height range of slice centres in mm above the detector (default: cover the object)")
     r.add_argument("-o", "--output", default=None, help="write a copy with the reconstruction here instead")
+    mar = r.add_argument_group("metal artefact reduction")
+    mar.add_argument("--mar", action=argparse.BooleanOptionalAction, default=None,
+                     help="find metal in the projections, reconstruct the tissue without it and put the metal back "
+                          "at its own height (default: the case's setting, else off)")
+    mar.add_argument("--mar-threshold", type=finite, default=None, metavar="P",
+                     help="how far above the tissue a line integral must stand to be metal (default 2.5)")
     it = r.add_argument_group("SART (--method sart)")
     it.add_argument("--iterations", type=positive_int, default=None, help="iterations, 1-200 (default 3)")
     it.add_argument("--subsets", type=positive_int, default=None,
@@ -51,8 +58,13 @@ def cmd_reconstruct(args) -> int:
     for k in ("iterations", "subsets", "tv_weight", "init"):
         if method == "sart" and k not in sart and k in defaults:
             sart[k] = defaults[k]
+    mar = args.mar if args.mar is not None else bool(defaults.get("mar", False))
+    if args.mar_threshold is not None:
+        if not mar:
+            raise ParameterError("--mar-threshold is for metal artefact reduction (add --mar)")
+        sart["mar_threshold"] = args.mar_threshold
     settings = ReconSettings(method=method, spacing_mm=spacing, thickness_mm=thickness,
-                             z_min_mm=zr[0] if zr else None, z_max_mm=zr[1] if zr else None, **sart)
+                             z_min_mm=zr[0] if zr else None, z_max_mm=zr[1] if zr else None, mar=mar, **sart)
     obj = study.metadata.get("object_height_range_mm")
     rec = Reconstructor(study.projections, study.geometry, settings, object_range_mm=obj)
     target = _check_output(args.output) if args.output else Path(args.study)
@@ -79,4 +91,6 @@ def cmd_reconstruct(args) -> int:
     print(f"{settings.method.upper()}: {n} slices of {rec.grid.shape[0]} x {rec.grid.shape[1]} "
           f"({rec.grid.pixel_spacing_mm[1]:.3f} mm), {rec.heights_mm[0]:.1f}..{rec.heights_mm[-1]:.1f} mm every "
           f"{settings.spacing_mm:g} mm, thickness {settings.thickness_mm:g} mm{extra}; {dt:.1f} s -> {target}")
+    if rec.mar_summary is not None:
+        print(rec.mar_summary.line())
     return 0

@@ -201,7 +201,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.spacing = _spin(0.5, 50, 2.0, 0.5, 1, " mm")
         self.zmin = _spin(0.5, 1000, 20, 5, 0, " mm")
         self.zmax = _spin(0.5, 1000, 240, 5, 0, " mm")
+        self.mar = QtWidgets.QCheckBox("Metal artefact reduction")
+        self.mar.setToolTip("find metal in the projections, reconstruct the tissue without it and put the metal "
+                            "back at its own height only (on by default for the arthroplasty cases)")
         g.addRow("Method", self.method)
+        g.addRow("", self.mar)
         g.addRow("SART iterations", self.iterations)
         g.addRow("SART TV weight", self.tv_weight)
         self._method_changed()
@@ -335,6 +339,7 @@ class MainWindow(QtWidgets.QMainWindow):
         i = self.method.findData(str(r.get("method", "fbp")))
         if i >= 0:
             self.method.setCurrentIndex(i)
+        self.mar.setChecked(bool(r.get("mar", False)))
         if "iterations" in r:
             self.iterations.setValue(int(r["iterations"]))
         if "spacing_mm" in r:
@@ -387,7 +392,7 @@ class MainWindow(QtWidgets.QMainWindow):
             extra = dict(iterations=int(self.iterations.value()), tv_weight=float(self.tv_weight.value()))
         return ReconSettings(method=self.method.currentData(), spacing_mm=float(self.spacing.value()),
                              thickness_mm=float(self.thickness.value()), z_min_mm=float(self.zmin.value()),
-                             z_max_mm=float(self.zmax.value()), **extra)
+                             z_max_mm=float(self.zmax.value()), mar=self.mar.isChecked(), **extra)
 
     # -------------------------------------------------------------------- jobs
     def _start(self, name, make_job, on_done, on_partial=None):
@@ -559,6 +564,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if rec.method == "sart":
             p = rec.parameters
             extra = f", {p.get('iterations')} SART iterations x {p.get('subsets')} subsets, TV {p.get('tv_weight')}"
+        mar = rec.parameters.get("mar")
+        if isinstance(mar, dict) and mar:
+            from ..reconstruct.metal import mar_line
+
+            extra += "; " + mar_line(mar)
         self.status_label.setText(f"{rec.method.upper()}: {n} slices {rec.heights_mm[0]:.0f}-{rec.heights_mm[-1]:.0f} mm"
                                   f" every {rec.heights_mm[1] - rec.heights_mm[0] if n > 1 else 0:.1f} mm,"
                                   f" thickness {rec.thickness_mm:g} mm{extra}")

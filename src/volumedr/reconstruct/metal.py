@@ -53,9 +53,12 @@ from ._kernels import backproject as K
 from ._kernels import inpaint as KI
 
 GROW = 0.4  # the mask grows from its seeds through pixels standing this fraction of the threshold above their surroundings
+GROW_MM = 2.0  # ... by at most this distance
 VOTE = 0.9  # a point is in the metal's support when this fraction of the views that see it mark it as metal
+VOTE_SOFT = 0.15  # ... the metal put back fading in from VOTE - VOTE_SOFT to all the views
 FOCUS = 0.75  # the metal is put back where its reconstruction reaches this fraction of its maximum over height
 FOCUS_SOFT = 0.1  # ... fading in over FOCUS +- this, so the metal's outline at other heights is not ragged with noise
+WEIGHT_BLUR_MM = 1.5  # the weight of the metal put back is smoothed in-plane by a Gaussian of this sigma
 COARSE_DEPTH = 24  # traces more than this many pixels deep are filled coarse to fine
 RELAX_SWEEPS = 100  # over-relaxation sweeps at each finer level of the coarse-to-fine fill
 SOR_TOL = 1e-4  # the fill stops when no pixel changes by more than this (line-integral units)
@@ -104,11 +107,16 @@ class MetalSummary:
                 "area_mm2_max": float(hit.max()) if len(hit) else 0.0, "seconds": round(self.seconds, 3)}
 
     def line(self) -> str:
-        if not self.found:
-            return f"MAR: no metal found in {self.n_views} views (threshold {self.threshold:g}); slices unchanged"
-        d = self.as_dict()
-        return (f"MAR: metal in {d['views_with_metal']} of {self.n_views} views, {d['area_mm2_median']:.0f} mm^2 "
-                f"per view (max {d['area_mm2_max']:.0f}) on the detector; {self.seconds:.1f} s")
+        return mar_line(self.as_dict())
+
+
+def mar_line(d: dict) -> str:
+    """One line for the user from :meth:`MetalSummary.as_dict` (as stored in the reconstruction's parameters)."""
+    n = d.get("n_views", "?")
+    if not d.get("views_with_metal"):
+        return f"MAR: no metal found in {n} views (threshold {d.get('threshold', '?')}); slices unchanged"
+    return (f"MAR: metal in {d['views_with_metal']} of {n} views, {d.get('area_mm2_median', 0):.0f} mm^2 per view "
+            f"(max {d.get('area_mm2_max', 0):.0f}) on the detector; {d.get('seconds', 0):.1f} s")
 
 
 def _tissue_ceiling(p: np.ndarray, seed: np.ndarray | None = None) -> float:
@@ -135,12 +143,13 @@ def candidate_mask(p: np.ndarray, pitch_mm: tuple[float, float], s: MarSettings)
     size = (max(3, int(round(s.width_mm / (pr * f))) | 1), max(3, int(round(s.width_mm / (pc * f))) | 1))
     bg = ndimage.grey_opening(small, size=size, mode="nearest")
     bg = np.repeat(np.repeat(bg, f, axis=0), f, axis=1)[:R, :C]
-    # hysteresis: from the seeds out to where the metal's excess over its surroundings fades
-    lab, n = ndimage.label(seed | ((p - bg) > GROW * s.threshold))
+    # hysteresis: from the seeds out to where the metal's excess over its surroundings fades, but at most
+    # GROW_MM (the partial-volume rim of a rounded edge; not on along a bone that touches the metal)
+    steps = max(1, int(np.ceil(GROW_MM / min(pr, pc))))
+    mask = ndimage.binary_dilation(seed, iterations=steps, mask=seed | ((p - bg) > GROW * s.threshold))
+    lab, n = ndimage.label(mask)
     area = np.bincount(lab.ravel(), minlength=n + 1) * (pr * pc)
-    keep = np.zeros(n + 1, bool)
-    keep[np.unique(lab[seed])] = True
-    keep &= area >= s.min_area_mm2
+    keep = area >= s.min_area_mm2
     keep[0] = False
     mask = keep[lab]
     if not mask.any():
@@ -308,6 +317,8 @@ def find_metal(projections: np.ndarray, geometry, grid, heights_mm: np.ndarray, 
             for v in range(V):
                 if masks[v].any():
                     masks[v] &= ndimage.maximum_filter(reproj[v] > 0, size=2 * reach + 1)
+        else:
+            masks[:] = False  # no view confirms what one view found
         if masks.any():
             box = (slice(int(max(0, rr.min() * f - margin_px - f)), int(min(grid.shape[0], (rr.max() + 1) * f + margin_px + f))),
                    slice(int(max(0, cc.min() * f - margin_px - f)), int(min(grid.shape[1], (cc.max() + 1) * f + margin_px + f))))
@@ -348,10 +359,13 @@ class MetalPart:
         h = self.model_heights_mm
         self._peak = _smooth(self.rec.backproject_heights(h)).max(axis=0)
         coeffs = plane_coefficients(self.rec.geometry, self.rec.grid, h[:, None])
-        self._support = vote(self.masks.astype(np.float32), coeffs, (len(h),) + self.rec.grid.shape) >= VOTE
+        v = vote(self.masks.astype(np.float32), coeffs, (len(h),) + self.rec.grid.shape)
+        # soft at its border (VOTE_SOFT below VOTE to all views), so the metal does not end in a cut edge
+        self._support = np.clip((v - (VOTE - VOTE_SOFT)) / (1.0 - VOTE + VOTE_SOFT), 0.0, 1.0).astype(np.float32)
 
     def keep(self, slices: np.ndarray, heights_mm: np.ndarray) -> np.ndarray:
-        """Weight 0..1 of the metal put back: where the views support it (at the nearest model plane) and
+        """Weight 0..1 of the metal put back: where the views support it (at the nearest model plane, fading in
+        from VOTE - VOTE_SOFT of them to all) and
         its (lightly smoothed) reconstruction is near its maximum over height, fading over FOCUS +- FOCUS_SOFT."""
         if self._peak is None:
             self._model()
@@ -360,7 +374,11 @@ class MetalPart:
         peak = self._peak[None]
         ratio = np.divide(_smooth(slices), peak, out=np.zeros(slices.shape, np.float32), where=peak > 0)
         w = np.clip((ratio - (FOCUS - FOCUS_SOFT)) / (2 * FOCUS_SOFT), 0.0, 1.0).astype(np.float32)
-        return w * self._support[nearest]
+        w *= self._support[nearest]
+        # a soft weight: where the metal is in focus its own edges stay sharp (the weight multiplies them), where
+        # it is not the weight does not cut a sharp outline into its blur
+        sigma = WEIGHT_BLUR_MM / min(self.rec.grid.pixel_spacing_mm)
+        return ndimage.gaussian_filter(w, (0, sigma, sigma), mode="nearest").astype(np.float32, copy=False)
 
     def slices(self, heights_mm: np.ndarray) -> np.ndarray:
         """The metal to add at ``heights_mm``, (S, crop rows, crop cols) in the reconstruction's units."""
