@@ -134,6 +134,18 @@ def candidate_mask(p: np.ndarray, pitch_mm: tuple[float, float], s: MarSettings)
     seed = p > _tissue_ceiling(p, seed) + s.threshold  # the ceiling once more, without the metal's own pixels
     if not seed.any():
         return seed
+    # everything below happens within reach of the seeds: the opening's width plus the growth and the rim
+    R, C = p.shape
+    reach = s.width_mm + GROW_MM + s.dilate_mm
+    mr, mc = int(np.ceil(reach / pr)) + 2, int(np.ceil(reach / pc)) + 2
+    rr, cc = np.nonzero(seed)
+    box = (slice(max(rr.min() - mr, 0), min(rr.max() + mr + 1, R)), slice(max(cc.min() - mc, 0), min(cc.max() + mc + 1, C)))
+    out = np.zeros(p.shape, bool)
+    out[box] = _grow(p[box], seed[box], pr, pc, s)
+    return out
+
+
+def _grow(p: np.ndarray, seed: np.ndarray, pr: float, pc: float, s: MarSettings) -> np.ndarray:
     # the opening on a grid of about 1 mm (block minimum keeps the opening's "never above p")
     f = max(1, int(round(1.0 / max(min(pr, pc), 1e-6))))
     R, C = p.shape
@@ -154,15 +166,25 @@ def candidate_mask(p: np.ndarray, pitch_mm: tuple[float, float], s: MarSettings)
     mask = keep[lab]
     if not mask.any():
         return mask
-    mask = ndimage.binary_fill_holes(mask)
+    mask = _fill_holes(mask)
     r = int(np.ceil(s.dilate_mm / min(pr, pc) - 1e-9))
     if r > 0:
         yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-        rr, cc = np.nonzero(mask)
-        box = (slice(max(rr.min() - r, 0), rr.max() + r + 1), slice(max(cc.min() - r, 0), cc.max() + r + 1))
-        mask[box] = ndimage.binary_dilation(mask[box], structure=(yy * pr) ** 2 + (xx * pc) ** 2
-                                            <= (s.dilate_mm + 1e-9) ** 2)
+        mask = ndimage.binary_dilation(mask, structure=(yy * pr) ** 2 + (xx * pc) ** 2 <= (s.dilate_mm + 1e-9) ** 2)
     return mask
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with every background region that does not reach the array's edge filled (one labelling,
+    much faster than SciPy's iterative ``binary_fill_holes``; the same result)."""
+    lab, n = ndimage.label(~mask)
+    if n == 0:
+        return mask
+    edge = np.zeros(n + 1, bool)
+    for side in (lab[0], lab[-1], lab[:, 0], lab[:, -1]):
+        edge[side] = True
+    edge[0] = True
+    return mask | ~edge[lab]
 
 
 def _per_view(work, n_views: int):
