@@ -171,11 +171,17 @@ def build_parser() -> Parser:
     from .dicom_cmd import add_parsers as add_dicom
 
     add_dicom(sub)
+    from .trial_cmd import add_parser as add_trial
+
+    add_trial(sub)
     return p
 
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["trial", "report"]:  # 'volumedr trial report RESULTS': the report's own parser
+        argv = ["trial-report"] + argv[2:]
     args = parser.parse_args(argv)
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
