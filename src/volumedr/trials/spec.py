@@ -119,8 +119,9 @@ def _list(name: str, values, check) -> tuple:
     return out
 
 
-def _ranged(name: str):
-    kind, lo, hi, unit = LIMITS[name]
+def _ranged(limit: str, name: str | None = None):
+    kind, lo, hi, unit = LIMITS[limit]
+    name = name or limit
 
     def check(v):
         x = _number(name, v, kind)
@@ -203,15 +204,15 @@ def make_spec(values: dict) -> TrialSpec:
     kw = {
         "cases": _list("cases", values["cases"], _case),
         "sweeps": _list("sweep", values.get("sweep"), _choice("sweep", SWEEPS)),
-        "angles_deg": _list("angle", values.get("angle"), _ranged("angle_deg")),
+        "angles_deg": _list("angle", values.get("angle"), _ranged("angle_deg", "angle")),
         "projections": _list("projections", values.get("projections"), _ranged("projections")),
         "kvps": _list("kvp", values.get("kvp"), _ranged("kvp")),
         "mas": _list("mas", values.get("mas"), _ranged("mas")),
         "bins": _list("bin", values.get("bin", [8]), _ranged("bin")),
         "methods": _list("method", values.get("method", ["fbp"]), _choice("method", METHODS)),
         "mar": _list("mar", values.get("mar", [False]), _bool("mar")),
-        "spacings_mm": _list("spacing", values.get("spacing"), _ranged("spacing_mm")),
-        "thicknesses_mm": _list("thickness", values.get("thickness"), _ranged("thickness_mm")),
+        "spacings_mm": _list("spacing", values.get("spacing"), _ranged("spacing_mm", "spacing")),
+        "thicknesses_mm": _list("thickness", values.get("thickness"), _ranged("thickness_mm", "thickness")),
         "seeds": _seeds(values.get("seeds", 1)),
     }
     return TrialSpec(**kw)
