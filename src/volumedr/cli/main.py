@@ -174,6 +174,9 @@ def build_parser() -> Parser:
     from .trial_cmd import add_parser as add_trial
 
     add_trial(sub)
+    from .reading_cmd import add_parser as add_reading
+
+    add_reading(sub)
     return p
 
 

@@ -125,7 +125,8 @@ def load_case_file(path: Path | str, with_findings: bool = True) -> Case:
 
     An ``[[object]]`` or ``[[lesion]]`` may name the ``[[finding]]`` it makes up
     (``finding = "..."``); ``with_findings=False`` leaves those out, giving the
-    same anatomy without the findings (used to measure a finding's own signal).
+    same anatomy without the findings (used to measure a finding's own signal, and as the normal variant
+    of a case: its ``findings`` are then empty, so a study made from it claims none).
     """
     path = Path(path)
     try:
@@ -180,7 +181,8 @@ def load_case_file(path: Path | str, with_findings: bool = True) -> Case:
     return Case(
         name=str(meta["name"]), title=str(meta.get("title", meta["name"])), region=str(meta.get("region", "")),
         history=str(meta.get("history", "")).strip(), teaching=str(meta.get("teaching", "")).strip(),
-        primitives=tuple(prims), findings=tuple(findings), protocol=dict(data.get("protocol", {})),
+        primitives=tuple(prims), findings=tuple(findings) if with_findings else (),  # a normal variant has none
+        protocol=dict(data.get("protocol", {})),
         reconstruction=dict(data.get("reconstruction", {})), field_mm=(float(fm[0]), float(fm[1])),
         effective_dose_coeff_msv_per_gy_cm2=float(meta.get("effective_dose_coeff_msv_per_gy_cm2", 0.26)),
         effective_dose_reference=str(meta.get("effective_dose_reference", "")), source=str(path),

@@ -1,0 +1,42 @@
+"""``volumedr reading score STUDY.h5 MARKS.csv [--json]``: a reading scored without the window."""
+from __future__ import annotations
+
+import json
+
+
+def add_parser(sub) -> None:
+    r = sub.add_parser("reading", help="score a reader's marks against a study's findings (film and slices)")
+    rs = r.add_subparsers(dest="reading_command", required=True)
+    s = rs.add_parser("score", help="score MARKS.csv (modality, x_mm, y_mm, z_mm, confidence) against STUDY.h5",
+                      description="Score a reading: every mark a hit (lesion localisation) or a non-lesion "
+                                  "localisation, per modality; see src/volumedr/reading/scoring.py for the rule.")
+    s.add_argument("study", help="the study file read (.h5) whose findings are the truth")
+    s.add_argument("marks", help="CSV with the columns modality (film or tomo), x_mm, y_mm, z_mm (empty for film), "
+                                 "confidence (1-5)")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    s.set_defaults(func=cmd_score)
+
+
+def cmd_score(args) -> int:
+    from ..io.study_file import read_study
+    from ..reading import read_marks, score, study_targets
+
+    study = read_study(args.study, load_reconstruction=True)
+    marks = read_marks(args.marks)
+    targets, sid, spacing = study_targets(study)
+    res = score(marks, targets, sid_mm=sid, spacing_mm=spacing)
+    if args.json:
+        print(json.dumps({"study": str(args.study), "findings": [t.name for t in targets],
+                          **{m: r.as_dict() for m, r in res.items()}}, indent=1))
+        return 0
+    for m, r in res.items():
+        sens = "n/a (no findings: a normal study)" if r.sensitivity is None else f"{r.sensitivity:.0%}"
+        print(f"{m}: sensitivity {sens}, {len(r.hits)} of {r.n_findings} found, {r.false_positives} false positive(s)")
+        for name, conf, d in r.hits:
+            print(f"  hit   {name} (confidence {conf}, {d:.1f} mm from its centre)")
+        for name in r.misses:
+            print(f"  miss  {name}")
+        for nl in r.non_lesion_localisations:
+            z = "" if nl["z_mm"] is None else f", z {nl['z_mm']:g}"
+            print(f"  false positive at x {nl['x_mm']:g}, y {nl['y_mm']:g}{z} mm (confidence {nl['confidence']})")
+    return 0
