@@ -104,3 +104,53 @@ def test_the_default_place_follows_the_platform(monkeypatch, tmp_path):
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert default_path() == tmp_path / "data" / "volumedr" / "reading.sqlite3"
+
+
+def _read_session(store, trainee, hits_first=True):
+    from volumedr.phantoms.case import load_case
+
+    sid = store.start_session(trainee, ["kub", "wrist"], seed=2, normal_fraction=0.0)
+    for shown in store.shown(sid):
+        case = load_case(shown.case_name)
+        f = case.findings[0]
+        x, y, z = f.centre_mm
+        sid_mm = float(case.protocol["source_to_image_mm"])
+        m = sid_mm / (sid_mm - z)
+        store.add_mark(shown.id, "tomo", x, y, z, 5 if hits_first else 2)
+        store.add_mark(shown.id, "tomo", x + 60, y, z, 3)
+        store.add_mark(shown.id, "film", x * m + 50, y * m, None, 2)
+        store.submit(shown.id, [Target(f.name, tuple(f.centre_mm), f.size_mm)], sid_mm=sid_mm, spacing_mm=2.0)
+    return sid
+
+
+def test_readings_export_for_rjafroc_imrmc_and_csv(tmp_path, capsys):
+    import csv
+
+    from volumedr.cli.main import main
+
+    db = tmp_path / "r.sqlite3"
+    s = Store(db)
+    _read_session(s, "Ada")
+    _read_session(s, "Bob", hits_first=False)
+    s.close()
+    assert main(["reading", "export", "--format", "rjafroc", "--db", str(db), "-o", str(tmp_path / "study")]) == 0
+    truth = list(csv.DictReader(open(tmp_path / "study.Truth.csv")))
+    assert [(r["CaseID"], r["LesionID"], r["Weight"]) for r in truth] == [("1", "1", "1.0"), ("2", "1", "1.0")]
+    ll = list(csv.DictReader(open(tmp_path / "study.LL.csv")))
+    nl = list(csv.DictReader(open(tmp_path / "study.NL.csv")))
+    assert len(ll) == 4 and {r["ModalityID"] for r in ll} == {"tomo"}  # each reader hit both cases on the slices
+    assert sorted(r["LL_Rating"] for r in ll) == ["2", "2", "5", "5"]
+    assert len(nl) == 8  # per reader and case: one far slice mark and one film mark
+    assert main(["reading", "export", "--format", "imrmc", "--db", str(db), "-o", str(tmp_path / "imrmc.txt")]) == 0
+    text = (tmp_path / "imrmc.txt").read_text().splitlines()
+    data = text[text.index("BEGIN DATA:") + 1:]
+    assert "-1,1,0,1" in data and "-1,2,0,1" in data and "1,1,2,5" in data and "2,1,2,3" in data
+    assert main(["reading", "export", "--format", "csv", "--trainee", "Ada", "--db", str(db),
+                 "-o", str(tmp_path / "marks.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "marks.csv")))
+    assert len(rows) == 6 and {r["reader"] for r in rows} == {"Ada"}
+    assert sum(1 for r in rows if r["finding_hit"]) == 2
+    capsys.readouterr()
+    assert main(["reading", "export", "--format", "csv", "--trainee", "Nobody", "--db", str(db),
+                 "-o", str(tmp_path / "x.csv")]) == 2
+    assert "no submitted readings by Nobody" in capsys.readouterr().err

@@ -15,6 +15,13 @@ def add_parser(sub) -> None:
                                  "confidence (1-5)")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     s.set_defaults(func=cmd_score)
+    e = rs.add_parser("export", help="the readings in the database as RJafroc, iMRMC or plain CSV files")
+    e.add_argument("--format", required=True, choices=["rjafroc", "imrmc", "csv"],
+                   help="rjafroc: Truth/NL/LL sheets as CSV files; imrmc: iMRMC's input file; csv: every mark")
+    e.add_argument("--trainee", default=None, help="only this trainee's readings (default: everyone's)")
+    e.add_argument("--db", default=None, help="the reading database (default: the platform's user-data folder)")
+    e.add_argument("-o", "--output", required=True, help="file to write (rjafroc: the stem of its sheets)")
+    e.set_defaults(func=cmd_export)
 
 
 def cmd_score(args) -> int:
@@ -32,11 +39,24 @@ def cmd_score(args) -> int:
     for m, r in res.items():
         sens = "n/a (no findings: a normal study)" if r.sensitivity is None else f"{r.sensitivity:.0%}"
         print(f"{m}: sensitivity {sens}, {len(r.hits)} of {r.n_findings} found, {r.false_positives} false positive(s)")
-        for name, conf, d in r.hits:
+        for name, conf, d, _ in r.hits:
             print(f"  hit   {name} (confidence {conf}, {d:.1f} mm from its centre)")
         for name in r.misses:
             print(f"  miss  {name}")
         for nl in r.non_lesion_localisations:
             z = "" if nl["z_mm"] is None else f", z {nl['z_mm']:g}"
             print(f"  false positive at x {nl['x_mm']:g}, y {nl['y_mm']:g}{z} mm (confidence {nl['confidence']})")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from ..reading.export import export
+    from ..reading.store import Store
+
+    store = Store(args.db)
+    try:
+        files = export(store, args.format, args.output, trainee=args.trainee)
+    finally:
+        store.close()
+    print(f"reading export ({args.format}): " + ", ".join(str(f) for f in files))
     return 0

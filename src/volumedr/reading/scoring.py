@@ -62,7 +62,7 @@ class Target:
 class ModalityScore:
     modality: str
     n_findings: int
-    hits: list = field(default_factory=list)  # (finding name, confidence, distance mm)
+    hits: list = field(default_factory=list)  # (finding name, confidence, distance mm, the mark as a dict)
     misses: list = field(default_factory=list)  # finding names
     non_lesion_localisations: list = field(default_factory=list)  # marks (as dicts)
 
@@ -77,9 +77,10 @@ class ModalityScore:
     def as_dict(self) -> dict:
         return {"modality": self.modality, "n_findings": self.n_findings, "sensitivity": self.sensitivity,
                 "false_positives": self.false_positives,
-                "hits": [{"finding": n, "confidence": c, "distance_mm": round(d, 2)} for n, c, d in self.hits],
+                "hits": [{"finding": n, "confidence": c, "distance_mm": round(d, 2), "mark": m}
+                         for n, c, d, m in self.hits],
                 "misses": list(self.misses),
-                "lesion_localisations": [{"finding": n, "confidence": c} for n, c, _ in self.hits],
+                "lesion_localisations": [{"finding": n, "confidence": c} for n, c, _, _ in self.hits],
                 "non_lesion_localisations": list(self.non_lesion_localisations)}
 
 
@@ -116,10 +117,10 @@ def score(marks, targets, *, sid_mm: float, spacing_mm: float) -> dict[str, Moda
                 if d is not None and (best is None or d < best[1]):
                     best = (t, d)
             if best is None:
-                res.non_lesion_localisations.append({k: v for k, v in asdict(m).items()})
+                res.non_lesion_localisations.append(asdict(m))
             else:
                 taken[best[0].name] = (m.confidence, best[1])
-                res.hits.append((best[0].name, m.confidence, best[1]))
+                res.hits.append((best[0].name, m.confidence, best[1], asdict(m)))
         res.misses = [t.name for t in targets if t.name not in taken]
         out[modality] = res
     return out
