@@ -67,23 +67,24 @@ def test_a_killed_process_loses_no_committed_mark_and_the_session_resumes(tmp_pa
     assert nxt.position == 1 and [m.modality for _, m in s.marks(nxt.id)] == ["film"]  # resumed where it stopped
 
 
-def test_an_older_database_is_migrated_and_a_newer_one_refused(tmp_path):
-    db = tmp_path / "old.sqlite3"
-    con = sqlite3.connect(db)
-    con.executescript(MIGRATIONS[1])
-    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-    con.execute("INSERT INTO trainees (name, created_utc) VALUES ('Ada', '2026-01-01T00:00:00')")
+def _sql(path, script: str) -> None:
+    """Change a database behind the Store's back, as another program (or an older volumedr) would."""
+    con = sqlite3.connect(path)
+    con.executescript(script)
     con.commit()
     con.close()
+
+
+def test_an_older_database_is_migrated_and_a_newer_one_refused(tmp_path):
+    db = tmp_path / "old.sqlite3"
+    _sql(db, MIGRATIONS[1] + "; INSERT INTO meta VALUES ('schema_version', '1');"
+             "INSERT INTO trainees (name, created_utc) VALUES ('Ada', '2026-01-01T00:00:00');")
     s = Store(db)
     assert s.version() == SCHEMA_VERSION
     assert s.trainee("Ada") == 1  # kept
     s.record_time(s.next_case(s.start_session("Ada", ["chest"], seed=1)).id, "film", 3.0)  # the new tables
     s.close()
-    con = sqlite3.connect(db)
-    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    con.commit()
-    con.close()
+    _sql(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(ParameterError, match="schema 99 was made by a newer volumedr"):
         Store(db)
     junk = tmp_path / "junk.sqlite3"
@@ -91,10 +92,7 @@ def test_an_older_database_is_migrated_and_a_newer_one_refused(tmp_path):
     with pytest.raises(ParameterError, match="not a readable volumedr reading database"):
         Store(junk)
     other = tmp_path / "other.sqlite3"
-    con = sqlite3.connect(other)
-    con.execute("CREATE TABLE patients (id INTEGER)")
-    con.commit()
-    con.close()
+    _sql(other, "CREATE TABLE patients (id INTEGER)")
     with pytest.raises(ParameterError, match="not a volumedr reading database"):
         Store(other)
 

@@ -141,14 +141,11 @@ def read_marks(path) -> list[Mark]:
                     mod = (row["modality"] or "").strip().lower()
                     z = (row["z_mm"] or "").strip()
                     conf_text = (row["confidence"] or "").strip()
-                    conf = int(conf_text) if conf_text.lstrip("-").isdigit() else float("nan")
-                    if conf != conf:
+                    if not conf_text.lstrip("-").isdigit():
                         raise ParameterError(f"the confidence must be a whole number 1 to 5, got {conf_text!r}")
                     marks.append(Mark(mod, float(row["x_mm"]), float(row["y_mm"]),
-                                      float(z) if z else None, conf))
-                except (ValueError, TypeError) as exc:
-                    raise ParameterError(f"{path}, line {line}: {exc}") from None
-                except ParameterError as exc:
+                                      float(z) if z else None, int(conf_text)))
+                except (ValueError, TypeError, ParameterError) as exc:
                     raise ParameterError(f"{path}, line {line}: {exc}") from None
     except FileNotFoundError:
         raise ParameterError(f"{path}: no such marks file") from None

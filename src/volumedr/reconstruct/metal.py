@@ -305,7 +305,7 @@ def find_metal(projections: np.ndarray, geometry, grid, heights_mm: np.ndarray, 
     height range).  Yields :class:`Progress`; returns ``(masks (V, R, C) bool, area per view in mm^2,
     box, planes)`` where ``box`` is the (rows, cols) slices of ``grid`` that hold the support and
     ``planes`` the heights it spans (both None: no metal)."""
-    from .engine import SliceGrid, plane_coefficients
+    from .engine import plane_coefficients
 
     det = geometry.detector
     pitch = (det.pitch_row_mm, det.pitch_col_mm)
@@ -325,13 +325,11 @@ def find_metal(projections: np.ndarray, geometry, grid, heights_mm: np.ndarray, 
             zz = np.nonzero(support.any(axis=(1, 2)))[0]
             rr, cc = np.nonzero(support.any(axis=0))
             z0, z1 = max(zz.min() - 1, 0), min(zz.max() + 2, len(h))
-            sub = SliceGrid((rr.max() + 1 - rr.min(), cc.max() + 1 - cc.min()), coarse.pixel_spacing_mm,
-                            (coarse.origin_mm[0] + cc.min() * coarse.pixel_spacing_mm[1],
-                             coarse.origin_mm[1] + rr.min() * coarse.pixel_spacing_mm[0]))
+            rows, cols = slice(rr.min(), rr.max() + 1), slice(cc.min(), cc.max() + 1)
+            sub = crop_grid(coarse, (rows, cols))
             planes = h[z0:z1]
             reproj = np.empty(projections.shape, np.float32)
-            K.forward_project(np.ascontiguousarray(support[z0:z1, rr.min():rr.max() + 1, cc.min():cc.max() + 1],
-                                                   dtype=np.float32),
+            K.forward_project(np.ascontiguousarray(support[z0:z1, rows, cols], dtype=np.float32),
                               *plane_coefficients(geometry, sub, planes[:, None]), np.float32(1.0), reproj)
             # a coarse voxel covers about f * magnification detector pixels: close the gaps between them
             py, px = coarse.pixel_spacing_mm
@@ -387,8 +385,8 @@ class MetalPart:
 
     def keep(self, slices: np.ndarray, heights_mm: np.ndarray) -> np.ndarray:
         """Weight 0..1 of the metal put back: where the views support it (at the nearest model plane, fading in
-        from VOTE - VOTE_SOFT of them to all) and
-        its (lightly smoothed) reconstruction is near its maximum over height, fading over FOCUS +- FOCUS_SOFT."""
+        from VOTE - VOTE_SOFT of them to all) and its (lightly smoothed) reconstruction is near its maximum
+        over height (fading over FOCUS +- FOCUS_SOFT)."""
         if self._peak is None:
             self._model()
         h = np.atleast_1d(np.asarray(heights_mm, float))

@@ -168,18 +168,16 @@ def measure(run: RunSpec) -> list[dict]:
     return rows
 
 
+MEASURED = COLUMNS[COLUMNS.index("size_mm"):COLUMNS.index("seconds")]
+
+
 def _row(run: RunSpec, values: dict, seconds: float, error: str = "") -> dict:
-    row = {k: None for k in COLUMNS}
+    row = dict.fromkeys(COLUMNS)
+    row.update(dict.fromkeys(MEASURED, float("nan")))  # what could not be measured is NaN, never missing
     row.update(run.as_dict())
     row.update(values)
-    row["run_id"] = run.run_id
-    row["seconds"] = round(seconds, 3)
-    row["error"] = error
-    for k in COLUMNS:  # floats that could not be measured are NaN, never missing
-        if k not in ("run_id", "case", "sweep", "method", "finding", "error", "mar", "occult_on_film") and row[k] is None \
-                and k not in RunSpec.__dataclass_fields__:
-            row[k] = float("nan")
-    return {k: row[k] for k in COLUMNS}
+    row.update(run_id=run.run_id, seconds=round(seconds, 3), error=error)
+    return row
 
 
 def run_one(run: RunSpec) -> dict:

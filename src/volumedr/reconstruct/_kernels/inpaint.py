@@ -15,21 +15,19 @@ def harmonic_fill(u, mask, omega, max_sweeps, tol, initialise):
 
     Start (with ``initialise``; else from the values in ``u``): the mean of the linear interpolations
     along the row and along the column between the nearest known pixels (one of them where the other
-    has none).  Then red-black successive
-    over-relaxation of the 5-point Laplacian, with Neumann conditions at the array's edge, until the
-    largest change of a sweep is below ``tol``.
+    has none).  Then red-black successive over-relaxation of the 5-point Laplacian, with Neumann
+    conditions at the array's edge, until the largest change of a sweep is below ``tol``.
     """
-    R, C = u.shape
     if initialise:
         _initial(u, mask)
     return _sor(u, mask, omega, max_sweeps, tol)
 
 
 @njit(cache=True, nogil=True)
-def _initial(u, mask):
+def _runs(u, mask, out, has):
+    """Along every row of ``u``: each run of masked pixels interpolated linearly between the known pixels at
+    its ends (the one end's value where the run meets the array's edge) into ``out``; ``has`` where set."""
     R, C = u.shape
-    along_r = np.zeros((R, C))
-    has_r = np.zeros((R, C), np.bool_)
     for r in range(R):
         c = 0
         while c < C:
@@ -43,44 +41,37 @@ def _initial(u, mask):
             for k in range(c, c1):
                 if a >= 0 and b < C:
                     t = (k - a) / (b - a)
-                    along_r[r, k] = u[r, a] * (1.0 - t) + u[r, b] * t
-                    has_r[r, k] = True
+                    out[r, k] = u[r, a] * (1.0 - t) + u[r, b] * t
+                    has[r, k] = True
                 elif a >= 0:
-                    along_r[r, k] = u[r, a]
-                    has_r[r, k] = True
+                    out[r, k] = u[r, a]
+                    has[r, k] = True
                 elif b < C:
-                    along_r[r, k] = u[r, b]
-                    has_r[r, k] = True
+                    out[r, k] = u[r, b]
+                    has[r, k] = True
             c = c1
-    for c in range(C):
-        r = 0
-        while r < R:
+
+
+@njit(cache=True, nogil=True)
+def _initial(u, mask):
+    """The start of the fill: the mean of the row and the column interpolations (either where only one exists)."""
+    R, C = u.shape
+    along_r = np.zeros((R, C))
+    has_r = np.zeros((R, C), np.bool_)
+    _runs(u, mask, along_r, has_r)
+    along_c = np.zeros((C, R))
+    has_c = np.zeros((C, R), np.bool_)
+    _runs(u.T, mask.T, along_c, has_c)
+    for r in range(R):
+        for c in range(C):
             if not mask[r, c]:
-                r += 1
                 continue
-            r1 = r
-            while r1 < R and mask[r1, c]:
-                r1 += 1
-            a, b = r - 1, r1
-            for k in range(r, r1):
-                v = 0.0
-                ok = True
-                if a >= 0 and b < R:
-                    t = (k - a) / (b - a)
-                    v = u[a, c] * (1.0 - t) + u[b, c] * t
-                elif a >= 0:
-                    v = u[a, c]
-                elif b < R:
-                    v = u[b, c]
-                else:
-                    ok = False
-                if ok and has_r[k, c]:
-                    u[k, c] = 0.5 * (v + along_r[k, c])
-                elif ok:
-                    u[k, c] = v
-                elif has_r[k, c]:
-                    u[k, c] = along_r[k, c]
-            r = r1
+            if has_c[c, r] and has_r[r, c]:
+                u[r, c] = 0.5 * (along_c[c, r] + along_r[r, c])
+            elif has_c[c, r]:
+                u[r, c] = along_c[c, r]
+            elif has_r[r, c]:
+                u[r, c] = along_r[r, c]
 
 
 @njit(cache=True, nogil=True)
