@@ -2,7 +2,8 @@
 
 Each part lives in the module named for it: the viewer (``viewer.py``: panes, navigation, cine, tools),
 the technologist's acquisition and reconstruction panel (``technologist.py``), the case browser
-(``case_browser.py``), the job runner (``jobs.py``) and the file and network actions (``file_actions.py``).
+(``case_browser.py``), the reading mode for trainees (``reading.py``), the job runner (``jobs.py``) and
+the file and network actions (``file_actions.py``).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .worker import GeneratorWorker
 from .case_browser import CaseBrowserMixin
 from .file_actions import FileActionsMixin, SendDialog
 from .jobs import JobsMixin
+from .reading import ReadingMode
 from .technologist import TechnologistMixin
 from .viewer import ViewerMixin
 
@@ -34,7 +36,8 @@ class MainWindow(ViewerMixin, TechnologistMixin, CaseBrowserMixin, JobsMixin, Fi
     reconstruction_shown = QtCore.Signal()
     job_finished = QtCore.Signal(str)
 
-    def __init__(self, *, case: str | None = "chest", study_path: str | None = None, detector_label=None):
+    def __init__(self, *, case: str | None = "chest", study_path: str | None = None, detector_label=None,
+                 reading_db=None):
         super().__init__()
         limit_malloc_arenas(2)  # job threads come and go; without a limit each keeps its freed arrays resident
         self.setWindowTitle("volumedr - volume DR workstation")
@@ -59,6 +62,8 @@ class MainWindow(ViewerMixin, TechnologistMixin, CaseBrowserMixin, JobsMixin, Fi
         self._build_case_dock()
         self._build_toolbar_and_menu()
         self._build_status()
+        self.reading = ReadingMode(self, reading_db)
+        self._build_reading_menu()
         self.cine_timer = QtCore.QTimer(self)
         self.cine_timer.timeout.connect(self._cine_step)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
@@ -105,16 +110,28 @@ class MainWindow(ViewerMixin, TechnologistMixin, CaseBrowserMixin, JobsMixin, Fi
         tb.addWidget(self.link_zoom)
         self.set_linked(True)
         m = self.menuBar().addMenu("&File")
-        for label, slot, key in (("&Open study...", self.open_dialog, QtGui.QKeySequence.StandardKey.Open),
-                                 ("&Save study as...", self.save_dialog, QtGui.QKeySequence.StandardKey.Save),
-                                 ("&Export view as PNG...", self.export_dialog, None),
-                                 ("Export &DICOM...", self.export_dicom_dialog, None),
-                                 ("Send to &PACS...", self.send_dialog, None),
-                                 ("&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)):
+        self.file_actions = {}
+        for name, label, slot, key in (
+                ("open", "&Open study...", self.open_dialog, QtGui.QKeySequence.StandardKey.Open),
+                ("save", "&Save study as...", self.save_dialog, QtGui.QKeySequence.StandardKey.Save),
+                ("png", "&Export view as PNG...", self.export_dialog, None),
+                ("dicom", "Export &DICOM...", self.export_dicom_dialog, None),
+                ("pacs", "Send to &PACS...", self.send_dialog, None),
+                ("quit", "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)):
             a = QtGui.QAction(label, self)
             a.triggered.connect(slot)
             if key is not None:
                 a.setShortcut(key)
+            m.addAction(a)
+            self.file_actions[name] = a
+
+    def _build_reading_menu(self):
+        m = self.menuBar().addMenu("&Reading")
+        for label, slot in (("&Start or resume a reading session...", self.reading.sign_in),
+                            ("&Results...", self.reading.show_results),
+                            ("&Leave reading mode", self.reading.leave)):
+            a = QtGui.QAction(label, self)
+            a.triggered.connect(slot)
             m.addAction(a)
 
     def _build_status(self):

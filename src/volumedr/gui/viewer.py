@@ -148,6 +148,9 @@ class ViewerMixin:
                 self.ct_pane.set_image(np.full((2, 2), -1000, np.float32), (1, 1), (0, 0))
                 self.ct_pane.info.setText("outside the CT volume")
         self._update_findings(h)
+        reading = getattr(self, "reading", None)
+        if reading is not None:
+            reading.on_refresh()  # the reading marks of this slice
 
     def _update_findings(self, h):
         show = self.show_answers.isChecked() and self.study is not None

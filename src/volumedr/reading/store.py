@@ -172,6 +172,19 @@ class Store:
         """The first case of the session not yet submitted (where a resumed session continues)."""
         return next((s for s in self.shown(session_id) if not s.submitted), None)
 
+    def start_case(self, shown_id: int) -> None:
+        """Note when a case was first put in front of the reader (kept when a session is resumed)."""
+        self.db.execute("UPDATE shown SET started_utc = ? WHERE id = ? AND started_utc IS NULL", (_now(), shown_id))
+
+    def session(self, session_id: int) -> dict:
+        row = self.db.execute("SELECT s.id, t.name, s.created_utc, s.seed, s.feedback, s.cases, s.finished_utc "
+                              "FROM sessions s JOIN trainees t ON t.id = s.trainee_id WHERE s.id = ?",
+                              (int(session_id),)).fetchone()
+        if row is None:
+            raise ParameterError(f"no reading session {session_id}")
+        return {"id": row[0], "trainee": row[1], "created_utc": row[2], "seed": row[3], "feedback": bool(row[4]),
+                "cases": json.loads(row[5]), "finished_utc": row[6]}
+
     def open_sessions(self, trainee: str) -> list[int]:
         return [int(r[0]) for r in self.db.execute(
             "SELECT s.id FROM sessions s JOIN trainees t ON t.id = s.trainee_id WHERE t.name = ? AND "
