@@ -79,3 +79,24 @@ def test_history_over_sessions_from_the_database(tmp_path):
     assert h["all"]["tomo"]["sensitivity"] == 0.5 and h["all"]["film"]["seconds_per_case"] == 5.5
     assert h["all"]["tomo"]["wafroc"] is None  # no normal case read: the FOM is undefined, not made up
     assert [r["cases"] for r in references_for(["wrist", "kub"])] == [("wrist",)]
+
+
+def test_the_results_command_prints_the_sessions(tmp_path, capsys):
+    import json
+
+    from volumedr.cli.main import main
+
+    db = tmp_path / "r.sqlite3"
+    s = Store(db)
+    sid = s.start_session("Ada", ["chest"], seed=0, normal_fraction=0.0)
+    sh = s.next_case(sid)
+    s.add_mark(sh.id, "tomo", 0.0, 0.0, 100.0, 4)
+    s.submit(sh.id, [Target("nodule", (0.0, 0.0, 100.0), 10.0)], sid_mm=1800.0, spacing_mm=2.0)
+    s.close()
+    assert main(["reading", "results", "--trainee", "Ada", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "session 1" in out and "100%" in out and "all sessions" in out
+    assert main(["reading", "results", "--trainee", "Ada", "--db", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["all"]["tomo"]["sensitivity"] == 1.0
+    assert main(["reading", "results", "--trainee", "Nobody", "--db", str(db)]) == 2
+    assert "no submitted readings by Nobody" in capsys.readouterr().err

@@ -116,7 +116,7 @@ def cmd_gui(args) -> int:
     if args.study and not Path(args.study).exists():
         raise VolumedrError(f"{args.study}: no such file")
     return run(study=args.study, case=args.case, screenshot=args.screenshot, detector=args.detector,
-               verbose=args.verbose)
+               verbose=args.verbose, reading_db=args.reading_db, read=args.read)
 
 
 def build_parser() -> Parser:
@@ -162,6 +162,9 @@ def build_parser() -> Parser:
                                            "2048 x 2048 (full)"],
                     default=None, help="detector read-out for acquisitions")
     gu.add_argument("--screenshot", metavar="PNG", help="wait for the reconstruction, save a screenshot, exit")
+    gu.add_argument("--read", action="store_true", help="open reading mode's sign-in on start (trainees)")
+    gu.add_argument("--reading-db", metavar="PATH", default=None,
+                    help="the reading database (default: the platform's user-data folder)")
     gu.add_argument("-v", "--verbose", action="store_true", help="report finished jobs on the terminal")
     gu.set_defaults(func=cmd_gui)
 

@@ -22,6 +22,12 @@ def add_parser(sub) -> None:
     e.add_argument("--db", default=None, help="the reading database (default: the platform's user-data folder)")
     e.add_argument("-o", "--output", required=True, help="file to write (rjafroc: the stem of its sheets)")
     e.set_defaults(func=cmd_export)
+    h = rs.add_parser("results", help="a trainee's results per session and over all (sensitivity, FP/case, "
+                                      "wAFROC with a bootstrap CI, reading time), film against volume DR")
+    h.add_argument("--trainee", required=True)
+    h.add_argument("--db", default=None, help="the reading database (default: the platform's user-data folder)")
+    h.add_argument("--json", action="store_true", help="print one JSON object")
+    h.set_defaults(func=cmd_results)
 
 
 def cmd_score(args) -> int:
@@ -59,4 +65,36 @@ def cmd_export(args) -> int:
     finally:
         store.close()
     print(f"reading export ({args.format}): " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def cmd_results(args) -> int:
+    from ..reading.analysis import history
+    from ..reading.store import Store
+
+    store = Store(args.db)
+    try:
+        h = history(store, args.trainee)
+    finally:
+        store.close()
+    if not h["sessions"]:
+        from ..errors import ParameterError
+
+        raise ParameterError(f"no submitted readings by {h['trainee']}")
+    if args.json:
+        print(json.dumps(h, indent=1, default=str))
+        return 0
+
+    def pct(v):
+        return "  -" if v is None else f"{v:4.0%}"
+
+    def fom(s):
+        return "-" if s["wafroc"] is None else f"{s['wafroc']:.2f} [{s['wafroc_ci95'][0]:.2f}, {s['wafroc_ci95'][1]:.2f}]"
+
+    print(f"{h['trainee']}: sensitivity, false positives per case and wAFROC [95 % CI], film | volume DR")
+    for label, s in [(f"session {x['session']}", x) for x in h["sessions"]] + [("all sessions", h["all"])]:
+        print(f"  {label:>13} ({s['cases']} cases, {s['normal_cases']} normal): "
+              f"{pct(s['film']['sensitivity'])} | {pct(s['tomo']['sensitivity'])}, "
+              f"FP {s['film']['false_positives_per_case']:.2f} | {s['tomo']['false_positives_per_case']:.2f}, "
+              f"wAFROC {fom(s['film'])} | {fom(s['tomo'])}")
     return 0

@@ -14,7 +14,8 @@ def display_available() -> bool:
 
 
 def run(study: str | None = None, case: str | None = "chest", screenshot: str | None = None,
-        detector: str | None = None, timeout_s: float = 600.0, verbose: bool = False) -> int:
+        detector: str | None = None, timeout_s: float = 600.0, verbose: bool = False, reading_db=None,
+        read: bool = False) -> int:
     if not display_available():
         if screenshot:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -37,8 +38,11 @@ def run(study: str | None = None, case: str | None = "chest", screenshot: str | 
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("volumedr")
-    win = MainWindow(case=case if not study else None, study_path=study, detector_label=detector)
+    win = MainWindow(case=case if not study else None, study_path=study, detector_label=detector,
+                     reading_db=reading_db)
     win.show()
+    if read:
+        QtCore.QTimer.singleShot(0, win.reading.sign_in)
     status = {"rc": 0}
     if verbose:  # what the status bar says, on the terminal too
         win.job_finished.connect(lambda name: print(f"volumedr: {name} finished", file=sys.stderr, flush=True))

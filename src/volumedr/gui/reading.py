@@ -748,10 +748,13 @@ class ReadingMode(QtCore.QObject):
             self.header.setText(f"<b>{self.trainee}</b>: session {self.session_id} complete")
 
     def show_results(self):
-        if self.trainee is None:
-            return
+        trainee = self.trainee
+        if trainee is None:  # from the menu, before anyone signed in here
+            trainee, ok = QtWidgets.QInputDialog.getText(self.win, "volumedr - reading results", "Trainee")
+            if not ok or not trainee.strip():
+                return
         try:
-            self.results_dialog = ResultsDialog(self.win, self.open_store(), self.trainee)
+            self.results_dialog = ResultsDialog(self.win, self.open_store(), trainee)
         except VolumedrError as exc:
             self.win.show_error(str(exc))
             return
