@@ -52,7 +52,7 @@ def dciodvfy_errors(path: Path) -> list[str]:
 def test_every_exported_file_passes_dciodvfy(study, tmp_path, as_):
     out = tmp_path / "export"
     summary = drive(export_dicom(study, out, as_=as_))
-    assert len(summary.files) == 1 + 25 + len(study.reconstruction.heights_mm)
+    assert len(summary.files) == 1 + 25 + len(study.reconstruction.heights_mm) + 1  # + the answer-key SR
     bad = {}
     for f in summary.files:
         errs = dciodvfy_errors(f)
@@ -230,3 +230,101 @@ def test_patient_frames():
         PatientFrame("LFA")
     with pytest.raises(Exception, match="tilted"):
         PatientFrame.from_orientation([1, 0, 0, 0, 0.97, -0.24])
+
+
+def _reading_marks(study):
+    from volumedr.reading import Mark
+
+    f = study.findings[0]
+    x, y, z = f["centre_mm"]
+    return [Mark("tomo", x, y, z, 5), Mark("tomo", x + 40.0, y, z - 20.0, 2), Mark("film", -30.0, 12.5, None, 3)]
+
+
+@needs_dciodvfy
+def test_the_answer_key_and_a_reading_are_dicom_srs_that_pass_dciodvfy(study, tmp_path):
+    out = tmp_path / "export"
+    summary = drive(export_dicom(study, out, kinds=("film", "slices", "answer-key"),
+                                 reading=(_reading_marks(study), "Ada Lovelace")))
+    srs = [f for f in summary.files if f.parent.name in ("answer_key", "reading_Ada_Lovelace")]
+    assert len(srs) == 2
+    for f in srs:
+        assert dciodvfy_errors(f) == [], f
+
+
+def test_the_answer_key_reads_back_to_the_same_points_in_the_slices_frame(study, exported):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    out, summary = exported
+    ds = pydicom.dcmread(out / "answer_key" / "SR0001.dcm")
+    sr = hd.sr.Comprehensive3DSR.from_dataset(ds)
+    groups = sr.content.get_planar_roi_measurement_groups()
+    assert len(groups) == len(study.findings)
+    slices = [pydicom.dcmread(f) for f in sorted((out / "slices").glob("*.dcm"))]
+    assert ds.StudyInstanceUID == slices[0].StudyInstanceUID and ds.PatientID == slices[0].PatientID
+    cited = {ref.ReferencedSOPInstanceUID for s in ds.CurrentRequestedProcedureEvidenceSequence
+             for item in s.ReferencedSeriesSequence for ref in item.ReferencedSOPSequence}
+    assert cited == {s.SOPInstanceUID for s in slices}
+    for f, g in zip(study.findings, groups):
+        assert str(g.tracking_identifier) == f["name"]
+        assert g.roi.frame_of_reference_uid == slices[0].FrameOfReferenceUID
+        lps = np.asarray(g.roi.value, float).reshape(3)
+        # the point is where the slice at the finding's height puts the finding's (x, y)
+        k = int(np.argmin([abs(float(s.SliceLocation) - f["centre_mm"][2]) for s in slices]))
+        s = slices[k]
+        iop = np.array(s.ImageOrientationPatient, float).reshape(2, 3)
+        ipp = np.array(s.ImagePositionPatient, float)
+        x0, y0 = study.reconstruction.origin_mm
+        in_plane = lps - ipp
+        expect_xy = np.array(f["centre_mm"][:2]) - [x0, y0]
+        assert np.allclose([in_plane @ iop[0], in_plane @ iop[1]], expect_xy, atol=1e-3)
+        normal = np.cross(iop[0], iop[1])
+        assert in_plane @ normal == pytest.approx(f["centre_mm"][2] - float(s.SliceLocation), abs=1e-3)
+        assert g.get_measurements(name=codes.SCT.Diameter)[0].value == pytest.approx(f["size_mm"])
+        assert g.finding_type.value == "786838002" and g.finding_type.scheme_designator == "SCT"
+
+
+def test_import_dicom_reads_the_answer_key_back_into_the_findings(study, exported, tmp_path):
+    out, _ = exported
+    back = import_dicom(out)
+    assert [f["name"] for f in back.findings] == [f["name"] for f in study.findings]
+    for a, b in zip(back.findings, study.findings):
+        assert np.allclose(a["centre_mm"], b["centre_mm"], atol=1e-4) and a["size_mm"] == b["size_mm"]
+        assert a["code"] == b["code"]
+    h5 = tmp_path / "back.h5"
+    write_study(h5, back)
+    assert [f["name"] for f in read_study(h5).findings] == [f["name"] for f in study.findings]
+
+
+def test_a_reading_sr_holds_the_marks_with_their_confidence(study, tmp_path, capsys):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    marks = _reading_marks(study)
+    csv_path = tmp_path / "marks.csv"
+    csv_path.write_text("modality,x_mm,y_mm,z_mm,confidence\n" + "".join(
+        f"{m.modality},{m.x_mm},{m.y_mm},{'' if m.z_mm is None else m.z_mm},{m.confidence}\n" for m in marks))
+    h5 = tmp_path / "s.h5"
+    write_study(h5, study)
+    assert main(["export-dicom", str(h5), str(tmp_path / "dcm"), "--reading", str(csv_path)]) == 2
+    assert "--reading needs --reader" in capsys.readouterr().err
+    assert main(["export-dicom", str(h5), str(tmp_path / "dcm"), "--reading", str(csv_path), "--reader",
+                 "Ada Lovelace"]) == 0
+    ds = pydicom.dcmread(tmp_path / "dcm" / "reading_Ada_Lovelace" / "SR0001.dcm")
+    sr = hd.sr.Comprehensive3DSR.from_dataset(ds)
+    assert any(str(item.get("PersonName", "")) == "Lovelace^Ada" for item in ds.ContentSequence)  # the observer
+    groups = sr.content.get_planar_roi_measurement_groups()
+    assert len(groups) == 3
+    frame = PatientFrame(study.metadata.get("patient_axes", "LFP"))
+    for m, g in zip(marks, groups):
+        assert g.get_measurements(name=codes.DCM.CertaintyOfFinding)[0].value == m.confidence
+        if m.modality == "tomo":
+            assert np.allclose(frame.from_lps(np.asarray(g.roi.value, float).reshape(3)), [m.x_mm, m.y_mm, m.z_mm])
+        else:  # a point on the film image, in its pixels
+            det = study.geometry.detector
+            col, row = np.asarray(g.roi.value, float).reshape(2)
+            assert col == pytest.approx(m.x_mm / det.pitch_col_mm + (det.cols - 1) / 2 + 0.5)
+            assert row == pytest.approx(m.y_mm / det.pitch_row_mm + (det.rows - 1) / 2 + 0.5)
+    # the reading is not an answer key: importing the folder reads the findings from the answer key only
+    back = import_dicom(tmp_path / "dcm")
+    assert len(back.findings) == len(study.findings)

@@ -100,7 +100,7 @@ def test_send_find_and_fetch_back(orthanc, study_file, tmp_path, capsys):
     path, study = study_file
     assert main(["send", str(path), "--to", str(orthanc.peer), "--timeout", "20"]) == 0
     n_slices = len(study.reconstruction.heights_mm)
-    assert f"sent {1 + 25 + n_slices} images" in capsys.readouterr().out
+    assert f"sent {1 + 25 + n_slices + 1} images" in capsys.readouterr().out  # + the answer-key SR
     uid = study.metadata["study_instance_uid"]
 
     # C-FIND lists it, with the fictional patient and all three series' images
@@ -108,8 +108,8 @@ def test_send_find_and_fetch_back(orthanc, study_file, tmp_path, capsys):
     mine = [r for r in rows if r["StudyInstanceUID"] == uid]
     assert len(mine) == 1
     assert mine[0]["PatientID"] == "VDR-CHEST"
-    assert int(mine[0]["NumberOfStudyRelatedInstances"]) == 1 + 25 + n_slices
-    assert set(mine[0]["ModalitiesInStudy"].split("\\")) == {"CT", "DX"}
+    assert int(mine[0]["NumberOfStudyRelatedInstances"]) == 1 + 25 + n_slices + 1
+    assert set(mine[0]["ModalitiesInStudy"].split("\\")) == {"CT", "DX", "SR"}
     assert main(["find", "--on", str(orthanc.peer)]) == 0
     assert uid in capsys.readouterr().out
 

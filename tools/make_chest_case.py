@@ -213,7 +213,8 @@ def nodules():
         out.append(obj("sphere", name, mat, centre_mm=c, diameter_mm=d, finding=name))
         finds.append("\n".join([
             "[[finding]]", f'name = "{name}"', f"centre_mm = {fmt(c)}", f"size_mm = {d:.1f}",
-            f"occult_on_plain_film = {'true' if occult else 'false'}", f'description = "{desc}"', ""]))
+            f"occult_on_plain_film = {'true' if occult else 'false'}", f'description = "{desc}"',
+            'code = "SCT:786838002"', ""]))  # SNOMED CT "pulmonary nodule" (the granuloma a calcified one)
     return out, finds
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .args import finite
 
-KIND_CHOICES = ("film", "projections", "slices")
+KIND_CHOICES = ("film", "projections", "slices", "answer-key")
 
 
 def _kinds(text: str | None):
@@ -30,8 +30,20 @@ def cmd_export(args) -> int:
 
     t0 = time.perf_counter()
     study = read_study(args.study)
+    reading = None
+    if args.reading:
+        from ..errors import ParameterError
+        from ..reading import read_marks
+
+        if not args.reader or not args.reader.strip():
+            raise ParameterError("--reading needs --reader NAME (who made the marks)")
+        reading = (read_marks(args.reading), " ".join(args.reader.split()))
+    elif args.reader:
+        from ..errors import ParameterError
+
+        raise ParameterError("--reader names the author of --reading MARKS.csv; give both")
     s = drive(export_dicom(study, args.outdir, as_=args.as_, kinds=_kinds(args.series),
-                           overwrite=args.overwrite), on_progress=TerminalBar())
+                           overwrite=args.overwrite, reading=reading), on_progress=TerminalBar())
     parts = ", ".join(f"{n} {k}" for k, (_, n) in s.series.items())
     print(f"{args.study}: {len(s.files)} DICOM files ({parts}; slices as {args.as_.upper()}) in "
           f"{time.perf_counter() - t0:.1f} s -> {s.outdir}")
@@ -125,7 +137,11 @@ def add_parsers(sub) -> None:
     e.add_argument("outdir", help="folder to create (must be new or empty)")
     e.add_argument("--as", dest="as_", choices=["ct", "dx"], default="ct",
                    help="slices as CT Image Storage (default: scrolls as a stack everywhere) or DX For Presentation")
-    e.add_argument("--series", help="comma-separated subset of film,projections,slices (default: all present)")
+    e.add_argument("--series", help="comma-separated subset of film,projections,slices,answer-key (default: all "
+                                    "present; answer-key: the findings as a DICOM SR, with the slices)")
+    e.add_argument("--reading", metavar="MARKS.csv", help="also write a reader's marks (volumedr reading score's CSV) "
+                                                          "as a DICOM SR")
+    e.add_argument("--reader", metavar="NAME", help="who made the --reading marks")
     e.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     e.set_defaults(func=cmd_export)
 

@@ -49,6 +49,7 @@ from ..errors import ParameterError, StudyFileError, VolumedrWarning
 from ..geometry.patient import PatientFrame
 from ..progress import Progress
 from ..study import Study
+from .dicom_sr import reference_of
 from .tempfiles import new_temp_dir
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -124,6 +125,24 @@ class _Writer:
         self.for_uid = _uid(self.study_uid, "frame-of-reference")
         self.when = _acquired(study)
         self.case = str(self.meta.get("case", "") or "study")
+        self.refs: dict[str, list] = {}  # kind -> references of the images written (for the SRs)
+
+    # ------------------------------------------------------------ structured reports
+    def sr_uid(self, *parts) -> str:
+        return _uid(self.study_uid, "sr", *parts)
+
+    def answer_key(self, out: Path):
+        from .dicom_sr import answer_key
+
+        yield out / "answer_key" / "SR0001.dcm", answer_key(self, self.refs.get("slices", []), self.study.findings)
+
+    def reading(self, out: Path, marks, reader: str):
+        from .dicom_sr import reading_report
+
+        film = (self.refs.get("film") or [None])[0]
+        safe = "".join(c if c.isalnum() else "_" for c in reader)[:32] or "reader"
+        yield out / f"reading_{safe}" / "SR0001.dcm", reading_report(self, self.refs.get("slices", []), film, marks,
+                                                                    reader)
 
     # ----------------------------------------------------------------- common
     def base(self, sop_class: str, series_uid: str, series_number: int, instance: int, modality: str,
@@ -398,12 +417,15 @@ def _view_code(view_position: str) -> list:
     return [item]
 
 
-KINDS = ("film", "projections", "slices")
+KINDS = ("film", "projections", "slices", "answer-key")
 
 
 def export_dicom(study: Study, outdir: str | os.PathLike, *, as_: str = "ct", kinds=KINDS,
-                 overwrite: bool = False):
-    """Write the study's series under ``outdir`` (a generator yielding Progress; returns ExportSummary)."""
+                 overwrite: bool = False, reading=None):
+    """Write the study's series under ``outdir`` (a generator yielding Progress; returns ExportSummary).
+
+    ``answer-key`` is the findings as a DICOM SR beside the slices (io/dicom_sr.py; only with the slices
+    and when the study has findings); ``reading=(marks, reader)`` adds a reader's marks as a second SR."""
     if as_ not in ("ct", "dx"):
         raise ParameterError(f"--as must be ct or dx, got {as_!r}")
     kinds = tuple(kinds)
@@ -426,6 +448,12 @@ def export_dicom(study: Study, outdir: str | os.PathLike, *, as_: str = "ct", ki
         plans.append(("projections", study.geometry.n_views, lambda o: w.projections(o)))
     if "slices" in kinds and study.reconstruction is not None:
         plans.append(("slices", len(study.reconstruction.heights_mm), lambda o: w.slices(o, as_)))
+        if "answer-key" in kinds and study.findings:
+            plans.append(("answer-key", 1, lambda o: w.answer_key(o)))
+    if reading is not None:
+        if "film" not in kinds and "slices" not in kinds:
+            raise ParameterError("a reading's SR refers to the film and the slices: export them with it")
+        plans.append(("reading", 1, lambda o: w.reading(o, *reading)))
     if not plans:
         raise ParameterError("nothing to export: the study has none of " + ", ".join(kinds)
                              + (" (reconstruct it first)" if "slices" in kinds else ""))
@@ -441,6 +469,8 @@ def export_dicom(study: Study, outdir: str | os.PathLike, *, as_: str = "ct", ki
         for kind, n, make in plans:
             uid = None
             for path, ds in make(tmp):
+                if kind in ("film", "slices"):
+                    w.refs.setdefault(kind, []).append(reference_of(ds))  # what the SRs cite
                 path.parent.mkdir(parents=True, exist_ok=True)
                 ds.save_as(path, enforce_file_format=True)
                 files.append(outdir / path.relative_to(tmp))

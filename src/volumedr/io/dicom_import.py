@@ -40,6 +40,7 @@ from ..geometry import AcquisitionGeometry, Detector, require_sweep
 from ..geometry.patient import PatientFrame
 from ..study import Reconstruction, Study
 from .values import BadValue, number_array
+from .dicom_sr import is_answer_key, read_answer_key
 from .dicom_export import DX_PROCESSING, DX_SCALE, PRIVATE_CREATOR, PRIVATE_GROUP
 
 
@@ -156,6 +157,8 @@ def _pixels(ds) -> np.ndarray:
 
 def _classify(ds) -> str:
     sop = str(ds.get("SOPClassUID", ""))
+    if str(ds.get("Modality", "")) == "SR":
+        return "answer-key" if is_answer_key(ds) else "report"
     if sop == DX_PROCESSING or str(ds.get("PresentationIntentType", "")).upper() == "FOR PROCESSING":
         return "projections"
     if _private(ds, 0x06) is not None or ("ImagePositionPatient" in ds and "ImageOrientationPatient" in ds):
@@ -329,6 +332,10 @@ def import_dicom(folder: str | os.PathLike, *, sweep_direction: str = "y") -> St
         dr = None
     rec, frame = (read_slice_series(groups["slices"][0]) if groups.get("slices") else (None, None))
     axes = _private(first, 0x05)
+    findings = []
+    for series in groups.get("answer-key", []):  # the findings, from the answer-key SR beside the slices
+        for ds in series:
+            findings += read_answer_key(ds, frame or PatientFrame(str(axes) if axes else "LFP"))
     meta = {
         "study_instance_uid": str(first.get("StudyInstanceUID", "")),
         "patient_axes": str(axes) if axes else (frame.axes if frame else "LFP"),
@@ -343,4 +350,6 @@ def import_dicom(folder: str | os.PathLike, *, sweep_direction: str = "y") -> St
         meta["acquisition"] = {"kvp": float(first.KVP)}
     if skipped:
         meta["import_skipped_files"] = len(skipped)
-    return Study(projections=proj, geometry=geom, dr=dr, reconstruction=rec, metadata=meta)
+    if findings:
+        meta["findings_from"] = "DICOM SR answer key"
+    return Study(projections=proj, geometry=geom, dr=dr, reconstruction=rec, metadata=meta, findings=findings)
