@@ -126,6 +126,15 @@ def test_a_blinded_session_film_then_slices_with_feedback_and_results(qapp, tmp_
         win.set_index(int(np.argmin(np.abs(win.rec.heights_mm - z))))
         qapp.processEvents()
         shots["3-feedback"] = grab_array(win)
+        # the case, its answer key and this reading, as DICOM (the SRs)
+        w = r.export_case(tmp_path / "case-dicom")
+        _wait(qapp, lambda: w.done and (tmp_path / "case-dicom").exists(), win.last_error)
+        import pydicom
+
+        key = pydicom.dcmread(tmp_path / "case-dicom" / "answer_key" / "SR0001.dcm")
+        mine = pydicom.dcmread(tmp_path / "case-dicom" / "reading_Ada" / "SR0001.dcm")
+        assert key.Modality == mine.Modality == "SR" and key.StudyInstanceUID == mine.StudyInstanceUID
+        assert mine.SeriesDescription == "Reading by Ada"
 
         r.next_case()
         _wait(qapp, lambda: r.stage == "film", win.last_error)

@@ -96,8 +96,9 @@ class FileActionsMixin:
                 n += 1
             self.export_dicom(out, "ct" if choice.startswith("CT") else "dx")
 
-    def export_dicom(self, outdir, as_: str = "ct"):
-        """Write the study (with the slices on screen) as DICOM into the new folder ``outdir``, in a worker."""
+    def export_dicom(self, outdir, as_: str = "ct", reading=None):
+        """Write the study (with the slices on screen) as DICOM into the new folder ``outdir``, in a worker;
+        ``reading=(marks, reader)`` adds the reader's marks as a DICOM SR beside the answer key."""
         from ..io.dicom_export import export_dicom
 
         study = self._study_for_export()
@@ -105,7 +106,7 @@ class FileActionsMixin:
             return None
 
         def job():
-            return (yield from export_dicom(study, outdir, as_=as_))
+            return (yield from export_dicom(study, outdir, as_=as_, reading=reading))
 
         def done(summary):
             self.status_label.setText(f"exported {len(summary.files)} DICOM files to {summary.outdir}")

@@ -244,6 +244,9 @@ class ReadingMode(QtCore.QObject):
         self.findings_list.itemClicked.connect(self._goto_finding)
         self.next_button = QtWidgets.QPushButton("Next case")
         self.next_button.clicked.connect(self.next_case)
+        self.export_button = QtWidgets.QPushButton("Export this case with my reading (DICOM)...")
+        self.export_button.setToolTip("the film, the slices, the answer key and your marks as DICOM (SR)")
+        self.export_button.clicked.connect(self.export_dialog)
         self.results_button = QtWidgets.QPushButton("Results...")
         self.results_button.clicked.connect(self.show_results)
         self.leave_button = QtWidgets.QPushButton("Leave reading mode")
@@ -258,6 +261,7 @@ class ReadingMode(QtCore.QObject):
         lay.addWidget(self.feedback_box, 2)
         lay.addWidget(self.findings_list, 1)
         lay.addWidget(self.next_button)
+        lay.addWidget(self.export_button)
         lay.addWidget(self.results_button)
         lay.addWidget(self.leave_button)
         dock.setWidget(w)
@@ -530,6 +534,24 @@ class ReadingMode(QtCore.QObject):
             self.findings_list.addItem("no findings: a normal variant")
         self.on_refresh()
 
+    def export_case(self, outdir):
+        """After the case is scored: its film, slices, answer key and this reader's marks as DICOM."""
+        if self.stage != "feedback":
+            return None
+        return self.win.export_dicom(outdir, "ct", reading=(list(self.marks.values()), self.trainee))
+
+    def export_dialog(self):
+        from pathlib import Path
+
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self.win, "Export the case and your reading into folder")
+        if folder:
+            out = Path(folder) / f"{self.shown.case_name}-{self.shown.variant}-reading"
+            n = 2
+            while out.exists():
+                out = Path(folder) / f"{self.shown.case_name}-{self.shown.variant}-reading-{n}"
+                n += 1
+            self.export_case(out)
+
     def _goto_finding(self, item):
         f = item.data(QtCore.Qt.ItemDataRole.UserRole)
         if not f or self.win.rec is None:
@@ -739,6 +761,7 @@ class ReadingMode(QtCore.QObject):
         self.feedback_box.setVisible(st == "feedback")
         self.findings_list.setVisible(st == "feedback")
         self.next_button.setVisible(st == "feedback")
+        self.export_button.setVisible(st == "feedback")
         self.results_button.setVisible(st in ("feedback", "done"))
         self.delete_button.setEnabled(st in ("film", "tomo"))
         if st in ("film", "tomo", "tomo_wait"):

@@ -135,7 +135,8 @@ def reading_report(writer, slice_evidence: list[Dataset], film: Dataset | None, 
 
 def _person_name(name: str) -> str:
     parts = " ".join(str(name).split()).split(" ")
-    return (parts[-1] + "^" + " ".join(parts[:-1])) if len(parts) > 1 else parts[0]
+    # Family^Given; a one-word name gets the trailing caret that says it is a family name alone
+    return (parts[-1] + "^" + " ".join(parts[:-1])) if len(parts) > 1 else parts[0] + "^"
 
 
 def is_answer_key(ds: Dataset) -> bool:
