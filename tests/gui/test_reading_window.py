@@ -47,7 +47,6 @@ def _lit(widget) -> float:
     return float((px.max(axis=2) > 40).mean())
 
 
-@pytest.mark.slow
 def test_a_blinded_session_film_then_slices_with_feedback_and_results(qapp, tmp_path):
     from tests.gui.test_window import grab_array
     from volumedr.io.png import write_png
@@ -193,3 +192,37 @@ def test_resuming_a_session_brings_back_its_marks_at_the_slices(qapp, tmp_path):
         assert win.slice_pane.isVisible()  # straight to the slices: the film reading was done
     finally:
         win.close()
+
+
+def test_an_exam_style_session_shows_no_feedback_and_ends_in_the_results(qapp, tmp_path):
+    win = MainWindow(case=None, detector_label=QUICK, reading_db=tmp_path / "r.sqlite3")
+    win.show()
+    r = win.reading
+    try:
+        r.begin("Cy", ["wrist"], seed=2, feedback=False)
+        _wait(qapp, lambda: r.stage == "film", win.last_error)
+        _wait(qapp, lambda: r.rec is not None, "no slices")
+        r.show_slices()
+        r.submit()
+        qapp.processEvents()
+        assert r.stage == "done" and not r.feedback_box.isVisible() and r.results_dialog is not None
+        assert "complete" in r.header.text()
+    finally:
+        win.close()
+
+
+def test_the_sign_in_dialog_lists_the_cases_and_a_trainee_s_open_sessions(qapp, tmp_path):
+    from volumedr.gui.reading import SignInDialog
+
+    store = Store(tmp_path / "r.sqlite3")
+    sid = store.start_session("Dee", ["kub", "wrist"], seed=0)
+    dlg = SignInDialog(None, lambda: store)
+    assert "chest" in dlg.chosen_cases() and len(dlg.chosen_cases()) == dlg.cases.count()
+    dlg.cases.item(0).setCheckState(QtCore.Qt.CheckState.Unchecked)
+    assert len(dlg.chosen_cases()) == dlg.cases.count() - 1
+    dlg.name.setText("Dee")
+    dlg._list_open_sessions()
+    assert dlg.resume.count() == 2 and dlg.resume.itemData(1) == sid and "2 case(s) left" in dlg.resume.itemText(1)
+    dlg.name.setText("Nobody")
+    dlg._list_open_sessions()
+    assert dlg.resume.count() == 1

@@ -135,7 +135,8 @@ class ResultsDialog(QtWidgets.QDialog):
                                               ("tomo", "#d62728", "volume DR", "t", 10)):
             ys = np.array([np.nan if s[m]["sensitivity"] is None else s[m]["sensitivity"]
                            for s in self.history["sessions"]], float)
-            self.curves[m] = self.plot.plot(xs, ys, pen=pg.mkPen(colour, width=2), symbol=symbol, symbolSize=size,
+            ok = np.isfinite(ys)  # a session of normal cases only has no sensitivity
+            self.curves[m] = self.plot.plot(xs[ok], ys[ok], pen=pg.mkPen(colour, width=2), symbol=symbol, symbolSize=size,
                                             symbolBrush=colour, symbolPen=colour, name=f"{name} (you)")
             for i, ref in enumerate(self.references):
                 line = pg.InfiniteLine(pos=ref[m], angle=0, pen=pg.mkPen(colour, width=1,
