@@ -140,7 +140,7 @@ def test_a_wide_trace_is_filled_coarse_to_fine_close_to_the_exact_fill():
     mask = (xx - 150) ** 2 + (yy - 150) ** 2 < 90 ** 2  # deeper than COARSE_DEPTH
     fast = M.inpaint(field, mask)
     ref = M.harmonic_direct(field, mask)
-    assert np.abs(fast - ref)[mask].max() < 0.03
+    assert np.abs(fast - ref)[mask].max() < 0.01  # 0.0077 (0.0125 before the fill over-relaxed at its optimal omega)
 
 
 def test_metal_detection_finds_the_trace_and_refuses_an_inconsistent_speck(data):

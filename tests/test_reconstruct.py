@@ -88,6 +88,36 @@ def test_numba_backprojector_equals_numpy_twin(Q):
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("Q", [1, 2])
+def test_the_backprojector_skips_the_zeros_of_sparse_projections_to_the_same_result(Q):
+    rng = np.random.default_rng(7)
+    geo, grid, heights, coeffs = random_problem(rng, Q)
+    p = np.zeros((25, 23, 23), np.float32)  # a metal trace: blobs in some rows and columns, zeros elsewhere
+    p[:, 5:9, 3:8] = rng.standard_normal((25, 4, 5))
+    p[::3, 15, 12:21] = 1.0
+    p[4, 0, 0] = p[6, 22, 22] = 2.0  # at the detector's corners
+    spans = K.row_spans(p)
+    assert spans[0, 0].tolist() == [23, -1] and spans[0, 5].tolist() == [3, 7] and spans[6, 22].tolist() == [22, 22]
+    dense = np.empty((3,) + grid.shape, np.float32)
+    sparse = np.empty_like(dense)
+    K.backproject(p, *coeffs, np.float32(0.37), dense)
+    K.backproject(p, *coeffs, np.float32(0.37), sparse, spans)
+    assert np.abs(dense).max() > 0.1
+    np.testing.assert_array_equal(sparse, dense)
+    np.testing.assert_allclose(sparse, backproject_numpy(p, *coeffs, 0.37, dense.shape), rtol=1e-4, atol=1e-5)
+    # a crop of the grid (fewer columns than the detector reads) and all-zero projections
+    crop = SliceGrid((7, 9), (1.1, 0.9), (-3.0, -2.0))
+    cc = plane_coefficients(geo, crop, heights)
+    a, b = np.empty((3, 7, 9), np.float32), np.empty((3, 7, 9), np.float32)
+    K.backproject(p, *cc, np.float32(1.0), a)
+    K.backproject(p, *cc, np.float32(1.0), b, spans)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, backproject_numpy(p, *cc, 1.0, a.shape), rtol=1e-4, atol=1e-5)
+    z = np.zeros_like(p)
+    K.backproject(z, *cc, np.float32(1.0), b, K.row_spans(z))
+    assert not b.any()
+
+
 def test_numba_forward_projector_equals_numpy_twin():
     rng = np.random.default_rng(1)
     geo, grid, heights, coeffs = random_problem(rng, 2)

@@ -170,6 +170,8 @@ class Reconstructor:
         self._object_range_mm = object_range_mm
         self.mar_summary = None  # set once MAR has looked for metal (settings.mar)
         self._metal = None
+        self.sparse = False  # projections mostly zero (MAR's metal-only part): the backprojection skips the zeros
+        self._spans = None
         if settings.mar:
             check_fits(3 * self.projections.nbytes, f"metal artefact reduction on {proj.shape[0]} projections "
                        f"of {proj.shape[1]} x {proj.shape[2]}")
@@ -233,6 +235,7 @@ class Reconstructor:
             out[v] *= taper  # the field's edge fades instead of ending in a step (after filtering)
             yield Progress("filtering", v + 1, p.shape[0])
         self._filtered = out
+        self._spans = None  # (found again from these projections when sparse)
 
     def _prepare_mar(self):
         """Generator: find the metal, fill its traces in the projections the tissue is reconstructed
@@ -259,6 +262,7 @@ class Reconstructor:
                                                               mar=False),
                                 grid=crop_grid(self.grid, box), object_range_mm=self._object_range_mm)
             rec.heights_mm = self.heights_mm
+            rec.sparse = True
             self._metal = MetalPart(rec, masks, (box[0].start, box[1].start), planes)
             yield from rec.prepare()
         self.mar_summary = MetalSummary(self.geometry.n_views, area, s.mar_settings.threshold,
@@ -310,7 +314,9 @@ class Reconstructor:
         else:
             coeffs, shape = self._coefficients(heights_mm)
             out = np.empty(shape, np.float32)
-            K.backproject(self.filtered_projections, *coeffs, np.float32(1.0), out)
+            if self.sparse and self._spans is None:
+                self._spans = K.row_spans(self.filtered_projections)
+            K.backproject(self.filtered_projections, *coeffs, np.float32(1.0), out, self._spans)
             # normalise by the views that see each pixel (the whole field of view): exactly where at least
             # FULL_WEIGHT of them do, and fading towards the part of the field that few views see
             count = self._view_count(coeffs, shape)

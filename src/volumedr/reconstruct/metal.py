@@ -60,8 +60,9 @@ FOCUS = 0.75  # the metal is put back where its reconstruction reaches this frac
 FOCUS_SOFT = 0.1  # ... fading in over FOCUS +- this, so the metal's outline at other heights is not ragged with noise
 WEIGHT_BLUR_MM = 1.5  # the weight of the metal put back is smoothed in-plane by a Gaussian of this sigma
 COARSE_DEPTH = 24  # traces more than this many pixels deep are filled coarse to fine
-RELAX_SWEEPS = 100  # over-relaxation sweeps at each finer level of the coarse-to-fine fill
+RELAX_SWEEPS = 60  # over-relaxation sweeps at each finer level of the coarse-to-fine fill (at the optimal omega)
 SOR_TOL = 1e-4  # the fill stops when no pixel changes by more than this (line-integral units)
+OPENING_GRID_MM = 2.0  # the background under the metal (the opening) is found on a grid about this coarse
 VOTE_GRID_PIXELS = 256  # the support is found on a grid of at most this many pixels along each axis
 
 
@@ -146,8 +147,8 @@ def candidate_mask(p: np.ndarray, pitch_mm: tuple[float, float], s: MarSettings)
 
 
 def _grow(p: np.ndarray, seed: np.ndarray, pr: float, pc: float, s: MarSettings) -> np.ndarray:
-    # the opening on a grid of about 1 mm (block minimum keeps the opening's "never above p")
-    f = max(1, int(round(1.0 / max(min(pr, pc), 1e-6))))
+    # the opening (a 60 mm element) on a grid of about 2 mm (block minimum keeps the opening's "never above p")
+    f = max(1, int(round(OPENING_GRID_MM / max(min(pr, pc), 1e-6))))
     R, C = p.shape
     Rb, Cb = -(-R // f), -(-C // f)
     padded = np.pad(p, ((0, Rb * f - R), (0, Cb * f - C)), mode="edge")
@@ -255,10 +256,16 @@ def _fill(u: np.ndarray, m: np.ndarray) -> None:
         _fill(coarse, coarse_m)
         fine = ndimage.zoom(coarse, 2, order=1, mode="nearest", grid_mode=True)[:R, :C]
         u[m] = fine[m]
-        KI.harmonic_fill(u, m, 1.8, RELAX_SWEEPS, SOR_TOL, False)
+        # the coarse fill leaves a smooth error: over-relaxed at the trace's optimal omega it dies out in a few
+        # dozen sweeps (on the knee's traces 60 sweeps come 3x closer to the exact fill than 100 at omega 1.8)
+        KI.harmonic_fill(u, m, _omega(depth), RELAX_SWEEPS, SOR_TOL, False)
         return
-    omega = 2.0 / (1.0 + np.sin(np.pi / (2 * depth + 2)))
-    KI.harmonic_fill(u, m, omega, 20 * depth + 50, SOR_TOL, True)
+    KI.harmonic_fill(u, m, _omega(depth), 20 * depth + 50, SOR_TOL, True)
+
+
+def _omega(depth: int) -> float:
+    """The optimal over-relaxation for a trace ``depth`` pixels deep (a square of side 2 depth + 2)."""
+    return 2.0 / (1.0 + np.sin(np.pi / (2 * depth + 2)))
 
 
 def inpaint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -280,7 +287,7 @@ def inpaint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def vote(masks_f32: np.ndarray, coeffs, shape) -> np.ndarray:
     """Fraction of the views that see each point (S, ny, nx) and mark it as metal, 0..1."""
     votes = np.empty(shape, np.float32)
-    K.backproject(masks_f32, *coeffs, np.float32(1.0), votes)
+    K.backproject(masks_f32, *coeffs, np.float32(1.0), votes, K.row_spans(masks_f32))  # masks are mostly zeros
     seen = np.empty(shape, np.float32)
     K.coverage(*coeffs, masks_f32.shape[1], masks_f32.shape[2], seen)
     return np.divide(votes, seen, out=np.zeros_like(votes), where=seen > 0.5)

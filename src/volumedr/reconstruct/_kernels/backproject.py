@@ -46,13 +46,39 @@ def row_weights(rf, n_rows):
     return r0, w0, w1
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def row_spans(proj):
+    """(V, R, 2) int32: the first and last nonzero column of every detector row (C and -1 when the row is
+    all zero), for :func:`backproject` of sparse projections (metal masks and traces)."""
+    V, R, C = proj.shape
+    out = np.empty((V, R, 2), np.int32)
+    for v in prange(V):
+        for r in range(R):
+            lo = C
+            hi = -1
+            for c in range(C):
+                if proj[v, r, c] != 0.0:
+                    lo = c
+                    break
+            if lo < C:
+                for c in range(C - 1, lo - 1, -1):
+                    if proj[v, r, c] != 0.0:
+                        hi = c
+                        break
+            out[v, r, 0] = lo
+            out[v, r, 1] = hi
+    return out
+
+
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
-def backproject(proj, a_col, b_col, a_row, b_row, scale, out):
+def backproject(proj, a_col, b_col, a_row, b_row, scale, out, spans=None):
     """proj (V, R, C) f32; a_*/b_* (S, Q, V) f64; out (S, ny, nx) f32 (overwritten).
 
     The column gather of plane (s, q) in view v (index and weight of every slice column) is the same
     for every slice row, so it is computed once per (s, q, v) before the rows are (1.15x faster than
-    computing it per row, with the same result to the bit)."""
+    computing it per row, with the same result to the bit).  ``spans`` (:func:`row_spans` of ``proj``)
+    skips the zeros of sparse projections: a detector row pair that is all zero is not read, and only
+    the slice columns that reach its nonzero run are gathered (the same result)."""
     V, R, C = proj.shape
     S, ny, nx = out.shape
     Q = a_col.shape[1]
@@ -95,18 +121,46 @@ def backproject(proj, a_col, b_col, a_row, b_row, scale, out):
                     continue
                 f0 = np.float32(w0)
                 f1 = np.float32(w1)
-                if f0 != 0.0 and f1 != 0.0:
-                    for c in range(C):
-                        tmp[c + 1] = f0 * proj[v, r0, c] + f1 * proj[v, r0 + 1, c]
-                elif f0 != 0.0:
-                    for c in range(C):
-                        tmp[c + 1] = f0 * proj[v, r0, c]
-                else:
-                    for c in range(C):
-                        tmp[c + 1] = f1 * proj[v, r0 + 1, c]
                 ix = idx[s, q, v]
                 wk = wts[s, q, v]
-                for k in range(k_lo, k_hi + 1):
+                # only the detector columns the slice row reads (a crop of the grid reads a part of the row);
+                # tmp[0] and tmp[C + 1], the zeros outside the detector, are never written
+                c_a = max(ix[k_lo] - 1, 0)
+                c_b = min(ix[k_hi], C - 1)
+                k_a = k_lo
+                k_b = k_hi
+                if spans is not None:
+                    lo_c = C
+                    hi_c = -1
+                    if f0 != 0.0:
+                        lo_c = min(lo_c, spans[v, r0, 0])
+                        hi_c = max(hi_c, spans[v, r0, 1])
+                    if f1 != 0.0:
+                        lo_c = min(lo_c, spans[v, r0 + 1, 0])
+                        hi_c = max(hi_c, spans[v, r0 + 1, 1])
+                    c_a = max(c_a, lo_c)
+                    c_b = min(c_b, hi_c)
+                    if c_b < c_a:
+                        continue  # nothing but zeros where this slice row reads
+                    # zeros beside the run, so that a column reading just outside it adds nothing
+                    if c_a >= 1:
+                        tmp[c_a] = np.float32(0.0)
+                    if c_b + 2 <= C:
+                        tmp[c_b + 2] = np.float32(0.0)
+                    # the slice columns whose two samples (tmp[c0], tmp[c0 + 1]) touch the run
+                    seg = ix[k_lo:k_hi + 1]
+                    k_a = k_lo + np.searchsorted(seg, c_a)
+                    k_b = k_lo + np.searchsorted(seg, c_b + 1, side="right") - 1
+                if f0 != 0.0 and f1 != 0.0:
+                    for c in range(c_a, c_b + 1):
+                        tmp[c + 1] = f0 * proj[v, r0, c] + f1 * proj[v, r0 + 1, c]
+                elif f0 != 0.0:
+                    for c in range(c_a, c_b + 1):
+                        tmp[c + 1] = f0 * proj[v, r0, c]
+                else:
+                    for c in range(c_a, c_b + 1):
+                        tmp[c + 1] = f1 * proj[v, r0 + 1, c]
+                for k in range(k_a, k_b + 1):
                     c0 = ix[k]
                     t0 = tmp[c0]
                     acc[k] += t0 + wk[k] * (tmp[c0 + 1] - t0)
