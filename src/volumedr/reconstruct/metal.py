@@ -62,6 +62,7 @@ WEIGHT_BLUR_MM = 1.5  # the weight of the metal put back is smoothed in-plane by
 COARSE_DEPTH = 24  # traces more than this many pixels deep are filled coarse to fine
 RELAX_SWEEPS = 60  # over-relaxation sweeps at each finer level of the coarse-to-fine fill (at the optimal omega)
 SOR_TOL = 1e-4  # the fill stops when no pixel changes by more than this (line-integral units)
+CACHE_BYTES = 256 * 2**20  # the metal's slices are kept (for its peak over height) up to this size
 OPENING_GRID_MM = 2.0  # the background under the metal (the opening) is found on a grid about this coarse
 VOTE_GRID_PIXELS = 256  # the support is found on a grid of at most this many pixels along each axis
 
@@ -377,14 +378,25 @@ class MetalPart:
         self.offset = offset
         self.model_heights_mm = np.asarray(model_heights_mm, float)
         self._peak = self._support = None
+        self._cache = None  # (heights, the metal's slices there) when the model is taken from the slices
 
     def _model(self) -> None:
         """The metal's reconstruction and support at the model heights (once): its peak over height and
-        where the views allow it."""
+        where the views allow it.  When the slices reach over the model's heights at least as finely, the
+        metal is reconstructed at the slices' heights once, its peak taken over them, and the slices served
+        from that (one backprojection instead of two)."""
         from .engine import plane_coefficients
 
         h = self.model_heights_mm
-        self._peak = _smooth(self.rec.backproject_heights(h)).max(axis=0)
+        sh = np.asarray(self.rec.heights_mm, float)
+        step = float(np.min(np.diff(h))) if len(h) > 1 else 0.0
+        cy, cx = self.rec.grid.shape
+        finer = len(sh) > 1 and float(np.max(np.diff(sh))) <= step + 1e-9
+        if finer and sh[0] <= h[0] + step and sh[-1] >= h[-1] - step and len(sh) * cy * cx * 4 <= CACHE_BYTES:
+            self._cache = (sh, self.rec.backproject_heights(sh))
+            self._peak = _smooth(self._cache[1]).max(axis=0)
+        else:
+            self._peak = _smooth(self.rec.backproject_heights(h)).max(axis=0)
         coeffs = plane_coefficients(self.rec.geometry, self.rec.grid, h[:, None])
         v = vote(self.masks.astype(np.float32), coeffs, (len(h),) + self.rec.grid.shape)
         # soft at its border (VOTE_SOFT below VOTE to all views), so the metal does not end in a cut edge
@@ -409,8 +421,18 @@ class MetalPart:
 
     def slices(self, heights_mm: np.ndarray) -> np.ndarray:
         """The metal to add at ``heights_mm``, (S, crop rows, crop cols) in the reconstruction's units."""
-        m = self.rec.backproject_heights(heights_mm)
-        return m * self.keep(m, heights_mm)
+        if self._peak is None:
+            self._model()
+        h = np.atleast_1d(np.asarray(heights_mm, float))
+        m = None
+        if self._cache is not None:
+            ch, cm = self._cache
+            i = np.clip(np.searchsorted(ch, h), 0, len(ch) - 1)
+            if np.all(ch[i] == h):
+                m = cm[i]
+        if m is None:
+            m = self.rec.backproject_heights(h)
+        return m * self.keep(m, h)
 
     def add_to(self, out: np.ndarray, heights_mm: np.ndarray, scale: float = 1.0) -> None:
         r0, c0 = self.offset
