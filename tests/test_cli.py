@@ -15,7 +15,11 @@ def run(*args):
 
 def test_cases_lists_the_chest(capsys):
     assert main(["cases"]) == 0
-    assert "chest" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "chest" in out
+    # where each case's anatomy comes from
+    assert "chest_ct" in out and "[anatomy: CT: TCIA CPTAC-PDA, subject C3N-00249]" in out
+    assert [ln for ln in out.splitlines() if ln.startswith("wrist ")][0].endswith("[anatomy: analytic]")
 
 
 def test_simulate_then_reconstruct_end_to_end(tmp_path, capsys):
@@ -28,6 +32,7 @@ def test_simulate_then_reconstruct_end_to_end(tmp_path, capsys):
     line = capsys.readouterr().out
     assert line.startswith("FBP: 45 slices")
     with h5py.File(out) as f:
+        assert f["case"].attrs["anatomy_source"] == "analytic"  # the study says where its anatomy came from
         assert f["reconstruction/slices"].shape[0] == 45
         assert np.allclose(f["reconstruction"].attrs["heights_mm"], np.arange(20, 241, 5))
         assert f["reconstruction"].attrs["method"] == "fbp"
@@ -36,7 +41,8 @@ def test_simulate_then_reconstruct_end_to_end(tmp_path, capsys):
     with h5py.File(copy) as f, h5py.File(out) as g:
         assert f["reconstruction"].attrs["method"] == "saa" and g["reconstruction"].attrs["method"] == "fbp"
     assert main(["info", str(copy)]) == 0
-    assert "finding: retrocardiac" in capsys.readouterr().out
+    info = capsys.readouterr().out
+    assert "finding: retrocardiac" in info and "anatomy: analytic" in info
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -75,3 +81,29 @@ def test_bad_reconstruction_requests_leave_the_file_untouched(tmp_path):
         f["projections"][3, 2, 2] = np.nan
     r = run("reconstruct", str(p))
     assert r.returncode == 2 and "NaN" in r.stderr and "view 3" in r.stderr
+
+
+def test_simulate_reads_the_panel_out_as_the_case_protocol_says(tmp_path, capsys):
+    from volumedr.phantoms.case import case_names, load_case
+    from volumedr.simulate.acquire import readout_bin_from_case
+
+    bins = {n: readout_bin_from_case(load_case(n)) for n in case_names()}
+    assert bins["wrist"] == 1 and all(b == 2 for n, b in bins.items() if n != "wrist"), bins  # 0.42 mm sweeps
+    out = tmp_path / "kub.h5"
+    assert main(["simulate", "kub", "-o", str(out), "--projections", "25", "--no-ct", "--seed", "1"]) == 0
+    assert "25 views of 1024 x 1024" in capsys.readouterr().out  # binned 2 without --bin
+    with h5py.File(out) as f:
+        assert f["projections"].shape == (25, 1024, 1024)
+
+
+def test_a_bad_readout_bin_in_a_case_is_named(tmp_path):
+    from dataclasses import replace
+
+    from volumedr.errors import ParameterError
+    from volumedr.phantoms.case import load_case
+    from volumedr.simulate.acquire import readout_bin_from_case
+
+    case = load_case("kub")
+    for bad in (0, 2.5, "2", True, 64):
+        with pytest.raises(ParameterError, match="readout_bin must be a whole number 1 to 16"):
+            readout_bin_from_case(replace(case, protocol={**case.protocol, "readout_bin": bad}))

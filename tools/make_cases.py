@@ -97,10 +97,12 @@ teaching = """
 
 
 def protocol(kind="linear", direction="y", angle=30.0, n=60, sid=1100.0, pivot=80.0, kvp=80.0, filt="2.5Al+0.1Cu",
-             sweep_mas=10.0, film_mas=5.0, rng=(10.0, 200.0), spacing=2.0, dose=None, mar=False):
+             sweep_mas=10.0, film_mas=5.0, rng=(10.0, 200.0), spacing=2.0, dose=None, mar=False, readout_bin=2):
+    # readout_bin: the panel read out binned for the sweep, as tomosynthesis rooms do (2: 0.42 mm pixels)
     return ("\n" + table("protocol", {
         "kind": kind, "direction": direction, "total_angle_deg": angle, "n_projections": n, "source_to_image_mm": sid,
-        "pivot_height_mm": pivot, "kvp": kvp, "filtration": filt, "sweep_mas": sweep_mas, "plain_film_mas": film_mas})
+        "pivot_height_mm": pivot, "kvp": kvp, "filtration": filt, "sweep_mas": sweep_mas, "plain_film_mas": film_mas,
+        "readout_bin": readout_bin})
         + "\n" + table("reconstruction", {"method": "fbp", "range_mm": list(rng), "spacing_mm": spacing,
                                            "thickness_mm": spacing, **({"mar": True} if mar else {})}) + "\n"
         + dose_table({"film_msv": list(dose[0]), "sweep_msv": list(dose[1]), "reference": dose[2]}) + "\n")
@@ -237,7 +239,7 @@ dose, in the same room as the film.
                 "undisplaced hairline fracture through the scaphoid waist, 0.8 mm gap tilted 15 degrees to the beam", "SCT:31975004",
                 contrast="lucent")
     return (h + protocol(angle=30.0, n=60, sid=1000.0, pivot=20.0, kvp=60.0, filt="2.5Al", sweep_mas=10.0,
-                         film_mas=2.0, rng=(2.0, 40.0), spacing=1.0,
+                         film_mas=2.0, rng=(2.0, 40.0), spacing=1.0, readout_bin=1,  # a hairline fracture: native pixels
                          dose=((0.0002, 0.1), (0.0002, 0.1), f"{METTLER} (other extremities 0.001 mSv, "
                                "range 0.0002-0.1, used for film and sweep); Koivisto 2018 (wrist AP+LAT 1.0 uSv)"))
             + o + "\n" + f)

@@ -38,7 +38,7 @@ def table(name, mapping) -> str:
 
 PROTOCOL = {"kind": "linear", "direction": "y", "total_angle_deg": 30.0, "n_projections": 60,
             "source_to_image_mm": SID, "pivot_height_mm": 100.0, "kvp": 120.0, "filtration": "2.5Al+0.1Cu",
-            "sweep_mas": 19.2, "plain_film_mas": 1.9}
+            "sweep_mas": 19.2, "plain_film_mas": 1.9, "readout_bin": 2}
 RECONSTRUCTION = {"method": "fbp", "range_mm": [20.0, 240.0], "spacing_mm": 2.0, "thickness_mm": 2.0}
 METTLER = ("Mettler FA, Huda W, Yoshizumi TT, Mahesh M. Effective doses in radiology and diagnostic nuclear medicine: "
            "a catalog. Radiology 2008;248:254-263")

@@ -103,6 +103,7 @@ field_mm = [{min(lung_width_mm(vol) + 40, vol.body_bounds_mm()[1, 0] - vol.body_
 effective_dose_coeff_msv_per_gy_cm2 = 0.26
 effective_dose_reference = "Bath M, Svalkvist A, von Wrangel A, et al. Effective dose to patients from chest examinations with tomosynthesis. Radiat Prot Dosimetry 2010;139:153-158"
 notes = "Anatomy from a real CT: {CITATION}"
+anatomy_source = "CT: TCIA CPTAC-PDA, subject C3N-00249"
 history = """
 Adult with a contrast-enhanced CT of the chest and upper abdomen (real anatomy). Four synthetic solid
 nodules were inserted into aerated lung for teaching; the tomosynthesis examination is simulated.

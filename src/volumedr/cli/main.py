@@ -56,7 +56,10 @@ def cmd_simulate(args) -> int:
                             direction=args.direction, source_to_image_mm=args.sid, pivot_height_mm=args.pivot)
     settings = settings_from_case(case, kvp=args.kvp, sweep_mas=args.mas, plain_film_mas=args.film_mas,
                                   scatter_fraction=args.scatter, ct_voxel_mm=args.ct_voxel)
-    detector = Detector().binned(args.bin) if args.bin and args.bin > 1 else Detector()
+    from ..simulate.acquire import readout_bin_from_case
+
+    b = args.bin if args.bin is not None else readout_bin_from_case(case)  # the case's read-out unless --bin
+    detector = Detector().binned(b) if b > 1 else Detector()
     t0 = time.perf_counter()
     bar = TerminalBar()
     study = drive(simulate(case, sweep=sweep, detector=detector, settings=settings, rng=np.random.default_rng(args.seed),
@@ -83,6 +86,8 @@ def cmd_info(args) -> int:
           f"({g.detector.pitch_row_mm:g} x {g.detector.pitch_col_mm:g} mm), sweep {g.total_angle_deg:.1f} deg")
     if s.metadata.get("case"):
         print(f"case: {s.metadata['case']} - {s.metadata.get('case_title', '')}")
+        if s.metadata.get("anatomy_source"):
+            print(f"anatomy: {s.metadata['anatomy_source']}")
     for key in ("dose_sweep", "dose_plain_film"):
         if key in s.metadata:
             print(f"{key}: {json.dumps(s.metadata[key])}")
@@ -143,7 +148,9 @@ def build_parser() -> Parser:
     s.add_argument("--kvp", type=finite, help="tube voltage")
     s.add_argument("--mas", type=finite, help="total mAs of the sweep (split over the views)")
     s.add_argument("--film-mas", type=finite, help="mAs of the plain film")
-    s.add_argument("--bin", type=positive_int, default=1, help="detector binning (2 -> 1024 x 1024)")
+    s.add_argument("--bin", type=positive_int, default=None,
+                   help="detector binning (1: the native 2048 x 2048 at 0.21 mm, 2: 1024 x 1024; default: the "
+                        "case protocol's readout_bin, as tomosynthesis rooms read out the panel for a sweep)")
     s.add_argument("--seed", type=seed, default=None, help="random seed (reproducible noise)")
     s.add_argument("--scatter", type=finite, help="scatter-to-primary fraction before the grid (default 0: off)")
     s.add_argument("--ct-voxel", type=finite, help="CT reference voxel size in mm (default 2)")

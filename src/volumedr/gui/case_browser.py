@@ -84,7 +84,8 @@ class CaseBrowserMixin:
         self.case_title.setText(f"<b>{case.title}</b><br>{case.region}")
         hist = case.history.replace("\n", " ")
         teach = case.teaching.replace("\n\n", "<br><br>").replace("\n", " ")
-        self.notes.setHtml(f"<p><b>History.</b> {hist}</p><p><b>Teaching notes.</b> {teach}</p>")
+        self.notes.setHtml(f"<p><b>History.</b> {hist}</p><p><b>Teaching notes.</b> {teach}</p>"
+                           f"<p><b>Anatomy.</b> {case.anatomy_source}</p>")
         self.update_dose()
 
     def _goto_finding(self, item):

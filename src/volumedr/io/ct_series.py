@@ -107,7 +107,7 @@ def _slice_geometry(d):
 
 CHEST_PROTOCOL = {"kind": "linear", "direction": "y", "total_angle_deg": 30.0, "n_projections": 60,
                   "source_to_image_mm": 1800.0, "pivot_height_mm": 100.0, "kvp": 120.0,
-                  "filtration": "2.5Al+0.1Cu", "sweep_mas": 19.2, "plain_film_mas": 1.9}
+                  "filtration": "2.5Al+0.1Cu", "sweep_mas": 19.2, "plain_film_mas": 1.9, "readout_bin": 2}
 
 
 def case_from_ct(folder: str | os.PathLike, *, voxel_mm: float = 2.0, gap_mm: float = 15.0):
@@ -134,4 +134,5 @@ def case_from_ct(folder: str | os.PathLike, *, voxel_mm: float = 2.0, gap_mm: fl
                 effective_dose_reference="chest coefficient (Bath 2010); the CT's region may differ",
                 source=str(folder), patient_axes="LFP", body_part="CHEST", volume=vol,
                 notes=f"Simulated from the CT series in {folder} ({ct.hu.shape[0]} slices, "
-                      f"{ct.pixel_spacing_mm[0]:.2f} mm pixels).")
+                      f"{ct.pixel_spacing_mm[0]:.2f} mm pixels).",
+                anatomy_source=f"CT: {ct.description or folder.name}" + (f", patient {ct.patient_id}" if ct.patient_id else ""))

@@ -53,6 +53,7 @@ class Case:
     body_part: str = ""  # DICOM Body Part Examined (e.g. CHEST)
     volume: object = None  # a VoxelVolume (phantoms/volume.py) for cases made from a real CT
     notes: str = ""  # sources and credits (e.g. the CT collection a voxel case comes from)
+    anatomy_source: str = "analytic"  # where the anatomy comes from: "analytic", or the CT's collection and subject
     # published effective doses for this examination: {"film_msv": (lo, hi), "sweep_msv": (lo, hi), "reference": ...}
     published_dose: dict = field(default_factory=dict)
 
@@ -187,7 +188,8 @@ def load_case_file(path: Path | str, with_findings: bool = True) -> Case:
         effective_dose_coeff_msv_per_gy_cm2=float(meta.get("effective_dose_coeff_msv_per_gy_cm2", 0.26)),
         effective_dose_reference=str(meta.get("effective_dose_reference", "")), source=str(path),
         patient_axes=_patient_axes(meta.get("patient_axes", "LFP"), path), body_part=str(meta.get("body_part", "")).upper(),
-        volume=volume, notes=str(meta.get("notes", "")).strip(), published_dose=published)
+        volume=volume, notes=str(meta.get("notes", "")).strip(), published_dose=published,
+        anatomy_source=str(meta.get("anatomy_source") or ("CT (see the notes)" if volume is not None else "analytic")))
 
 
 def _published_dose(table: dict, where: str) -> dict:
@@ -310,4 +312,4 @@ def case_summary(name: str) -> str:
         c = load_case(name)
     except VolumedrError as exc:
         return f"{name:14s} (cannot load: {exc})"
-    return f"{c.name:14s} {c.region:10s} {c.title}"
+    return f"{c.name:14s} {c.region:10s} {c.title}  [anatomy: {c.anatomy_source}]"

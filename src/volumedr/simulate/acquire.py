@@ -151,6 +151,16 @@ def settings_from_case(case: Case, **overrides) -> AcquisitionSettings:
     return AcquisitionSettings(**kw)
 
 
+def readout_bin_from_case(case: Case) -> int:
+    """The binning the case's protocol reads the panel out at for the sweep (``readout_bin``, default 1)."""
+    v = case.protocol.get("readout_bin", 1)
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 16:
+        from ..errors import ParameterError
+
+        raise ParameterError(f"case {case.name!r}: [protocol] readout_bin must be a whole number 1 to 16, got {v!r}")
+    return v
+
+
 def new_uid() -> str:
     """A new DICOM UID (2.25 + a random UUID as a decimal integer, as DICOM PS3.5 B.2 allows)."""
     return f"2.25.{uuid.uuid4().int}"
@@ -231,7 +241,7 @@ def simulate(case: Case | str, *, sweep: Sweep | None = None, detector: Detector
         "patient_axes": case.patient_axes,
         "body_part": case.body_part,
         "case": case.name, "case_title": case.title, "region": case.region, "history": case.history,
-        "teaching": case.teaching, "notes": case.notes,
+        "teaching": case.teaching, "notes": case.notes, "anatomy_source": case.anatomy_source,
         "sweep": {"kind": sweep.kind, "total_angle_deg": sweep.total_angle_deg, "n_projections": sweep.n_projections,
                   "source_to_image_mm": sweep.source_to_image_mm, "pivot_height_mm": sweep.pivot_height_mm,
                   "direction": sweep.direction},
