@@ -29,14 +29,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json")
+    ap.add_argument("--methods", default="fbp,sart", help="comma-separated (default fbp,sart)")
+    ap.add_argument("--cases", default="hip,knee", help="comma-separated (default hip,knee)")
     a = ap.parse_args(argv)
     rows = []
-    for name in ("hip", "knee"):
+    for name in a.cases.split(","):
         case = load_case(name)
         det = evidence_detector(case)
         st = simulate_study(case, detector=det, rng=1, ct=False, plain_film=False)
         rng = st.metadata["object_height_range_mm"]
-        for method in ("fbp", "sart"):
+        for method in a.methods.split(","):
             s = replace(ReconSettings.from_case(case.reconstruction), method=method)
 
             def run(mar, s=s):

@@ -123,13 +123,23 @@ def backproject(proj, a_col, b_col, a_row, b_row, scale, out, spans=None):
                 f1 = np.float32(w1)
                 ix = idx[s, q, v]
                 wk = wts[s, q, v]
-                # only the detector columns the slice row reads (a crop of the grid reads a part of the row);
-                # tmp[0] and tmp[C + 1], the zeros outside the detector, are never written
-                c_a = max(ix[k_lo] - 1, 0)
-                c_b = min(ix[k_hi], C - 1)
                 k_a = k_lo
                 k_b = k_hi
-                if spans is not None:
+                if spans is None:
+                    # dense: the whole detector row (a loop of constant length vectorises best: 15 % faster
+                    # on the full grid than a loop over just the columns the row reads)
+                    if f0 != 0.0 and f1 != 0.0:
+                        for c in range(C):
+                            tmp[c + 1] = f0 * proj[v, r0, c] + f1 * proj[v, r0 + 1, c]
+                    elif f0 != 0.0:
+                        for c in range(C):
+                            tmp[c + 1] = f0 * proj[v, r0, c]
+                    else:
+                        for c in range(C):
+                            tmp[c + 1] = f1 * proj[v, r0 + 1, c]
+                else:
+                    # sparse: only the nonzero run of the two detector rows, within the columns this slice row
+                    # reads; tmp[0] and tmp[C + 1], the zeros outside the detector, are never written
                     lo_c = C
                     hi_c = -1
                     if f0 != 0.0:
@@ -138,8 +148,8 @@ def backproject(proj, a_col, b_col, a_row, b_row, scale, out, spans=None):
                     if f1 != 0.0:
                         lo_c = min(lo_c, spans[v, r0 + 1, 0])
                         hi_c = max(hi_c, spans[v, r0 + 1, 1])
-                    c_a = max(c_a, lo_c)
-                    c_b = min(c_b, hi_c)
+                    c_a = max(ix[k_lo] - 1, lo_c, 0)
+                    c_b = min(ix[k_hi], hi_c, C - 1)
                     if c_b < c_a:
                         continue  # nothing but zeros where this slice row reads
                     # zeros beside the run, so that a column reading just outside it adds nothing
@@ -151,15 +161,15 @@ def backproject(proj, a_col, b_col, a_row, b_row, scale, out, spans=None):
                     seg = ix[k_lo:k_hi + 1]
                     k_a = k_lo + np.searchsorted(seg, c_a)
                     k_b = k_lo + np.searchsorted(seg, c_b + 1, side="right") - 1
-                if f0 != 0.0 and f1 != 0.0:
-                    for c in range(c_a, c_b + 1):
-                        tmp[c + 1] = f0 * proj[v, r0, c] + f1 * proj[v, r0 + 1, c]
-                elif f0 != 0.0:
-                    for c in range(c_a, c_b + 1):
-                        tmp[c + 1] = f0 * proj[v, r0, c]
-                else:
-                    for c in range(c_a, c_b + 1):
-                        tmp[c + 1] = f1 * proj[v, r0 + 1, c]
+                    if f0 != 0.0 and f1 != 0.0:
+                        for c in range(c_a, c_b + 1):
+                            tmp[c + 1] = f0 * proj[v, r0, c] + f1 * proj[v, r0 + 1, c]
+                    elif f0 != 0.0:
+                        for c in range(c_a, c_b + 1):
+                            tmp[c + 1] = f0 * proj[v, r0, c]
+                    else:
+                        for c in range(c_a, c_b + 1):
+                            tmp[c + 1] = f1 * proj[v, r0 + 1, c]
                 for k in range(k_a, k_b + 1):
                     c0 = ix[k]
                     t0 = tmp[c0]
