@@ -386,9 +386,9 @@ class MetalPart:
 
     def _model(self) -> None:
         """The metal's reconstruction and support at the model heights (once): its peak over height and
-        where the views allow it.  When the slices reach over the model's heights at least as finely, the
-        metal is reconstructed at the slices' heights once, its peak taken over them, and the slices served
-        from that (one backprojection instead of two)."""
+        where the views allow it.  When the slices are at least as fine as the model's planes, the metal is
+        reconstructed once at the slices' heights and the model planes beyond them, its peak taken over all
+        of those, and the slices served from that (one backprojection instead of two)."""
         from .engine import plane_coefficients
 
         h = self.model_heights_mm
@@ -396,8 +396,10 @@ class MetalPart:
         step = float(np.min(np.diff(h))) if len(h) > 1 else 0.0
         cy, cx = self.rec.grid.shape
         finer = len(sh) > 1 and float(np.max(np.diff(sh))) <= step + 1e-9
-        if finer and sh[0] <= h[0] + step and sh[-1] >= h[-1] - step and len(sh) * cy * cx * 4 <= CACHE_BYTES:
-            self._cache = (sh, self.rec.backproject_heights(sh))
+        # the slices' heights, and the model's planes beyond their reach (the peak is over all of the metal)
+        both = np.unique(np.concatenate([sh, h[(h < sh[0] - step) | (h > sh[-1] + step)]])) if len(sh) else h
+        if finer and len(both) * cy * cx * 4 <= CACHE_BYTES:
+            self._cache = (both, self.rec.backproject_heights(both))
             self._peak = _smooth(self._cache[1]).max(axis=0)
         else:
             self._peak = _smooth(self.rec.backproject_heights(h)).max(axis=0)
