@@ -11,6 +11,14 @@ from ..errors import VolumedrError
 from ..io.study_file import read_study, write_study
 
 
+
+def new_folder(parent, name: str) -> Path:
+    """``parent/name``, or ``parent/name-2``, ``-3``, ... the first that does not exist yet."""
+    out, n = Path(parent) / name, 2
+    while out.exists():
+        out, n = Path(parent) / f"{name}-{n}", n + 1
+    return out
+
 class FileActionsMixin:
     """The File menu's actions.
 
@@ -88,12 +96,7 @@ class FileActionsMixin:
             return
         choice, ok = QtWidgets.QInputDialog.getItem(self, "Export DICOM", "Slices as:", self.SLICE_CHOICES, 0, False)
         if ok:
-            name = f"{self.study.metadata.get('case', 'study')}-dicom"
-            out = Path(folder) / name
-            n = 2
-            while out.exists():
-                out = Path(folder) / f"{name}-{n}"
-                n += 1
+            out = new_folder(folder, f"{self.study.metadata.get('case', 'study')}-dicom")
             self.export_dicom(out, "ct" if choice.startswith("CT") else "dx")
 
     def export_dicom(self, outdir, as_: str = "ct", reading=None):

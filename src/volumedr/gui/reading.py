@@ -542,16 +542,11 @@ class ReadingMode(QtCore.QObject):
         return self.win.export_dicom(outdir, "ct", reading=(list(self.marks.values()), self.trainee))
 
     def export_dialog(self):
-        from pathlib import Path
+        from .file_actions import new_folder
 
         folder = QtWidgets.QFileDialog.getExistingDirectory(self.win, "Export the case and your reading into folder")
         if folder:
-            out = Path(folder) / f"{self.shown.case_name}-{self.shown.variant}-reading"
-            n = 2
-            while out.exists():
-                out = Path(folder) / f"{self.shown.case_name}-{self.shown.variant}-reading-{n}"
-                n += 1
-            self.export_case(out)
+            self.export_case(new_folder(folder, f"{self.shown.case_name}-{self.shown.variant}-reading"))
 
     def _goto_finding(self, item):
         f = item.data(QtCore.Qt.ItemDataRole.UserRole)
@@ -571,6 +566,13 @@ class ReadingMode(QtCore.QObject):
             k = self._film_scale()
             return mark.x_mm * k, mark.y_mm * k
         return mark.x_mm, mark.y_mm
+
+    def _from_display(self, modality: str, x: float, y: float) -> tuple[float, float]:
+        """The inverse of :meth:`_to_display`: a film mark is kept in mm on the detector."""
+        if modality == "film":
+            k = self._film_scale()
+            return x / k, y / k
+        return x, y
 
     def _clicked(self, pane, ev):
         if not self.active or ev.button() != QtCore.Qt.MouseButton.LeftButton or pane.tool != "pan":
@@ -594,11 +596,8 @@ class ReadingMode(QtCore.QObject):
 
     def add_mark(self, modality: str, x_display: float, y_display: float) -> int | None:
         """Place a mark where the reader pointed (display mm of the film or slice pane)."""
-        if modality == "film":
-            k = self._film_scale()
-            x, y, z = x_display / k, y_display / k, None
-        else:
-            x, y, z = x_display, y_display, self.win.current_height()
+        x, y = self._from_display(modality, x_display, y_display)
+        z = None if modality == "film" else self.win.current_height()
         try:
             mid = self.open_store().add_mark(self.shown.id, modality, x, y, z, int(self.confidence.value()))
         except VolumedrError as exc:
@@ -625,11 +624,7 @@ class ReadingMode(QtCore.QObject):
     def _moved(self, mid, item):
         mark = self.marks[mid]
         p = item.pos()
-        if mark.modality == "film":
-            k = self._film_scale()
-            x, y = p.x() / k, p.y() / k
-        else:
-            x, y = p.x(), p.y()
+        x, y = self._from_display(mark.modality, p.x(), p.y())
         self.open_store().move_mark(mid, x, y)
         self.marks[mid] = type(mark)(mark.modality, x, y, mark.z_mm, mark.confidence)
         self._fill_mark_list()
