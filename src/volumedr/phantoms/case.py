@@ -4,7 +4,11 @@ A case file has ``[case]`` (name, title, region, history, teaching notes,
 dose coefficient), ``[protocol]`` (default sweep and exposure),
 ``[reconstruction]`` (default slice settings), a list of ``[[object]]``
 primitives in painter's order (later wins where they overlap) and a list of
-``[[finding]]`` entries.  See docs/cases.md.
+``[[finding]]`` entries.  A case may instead hold a ``[volume]`` (a CT
+volume of HU), with ``[[lesion]]`` spheres painted into its voxels and
+``[[object]]`` primitives inside it (a hybrid phantom: each analytic object
+replaces the voxel material it occupies and keeps its exact edges).  See
+docs/cases.md.
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ class Case:
     region: str
     history: str
     teaching: str
-    primitives: tuple[P.Primitive, ...]
+    primitives: tuple[P.Primitive, ...]  # analytic objects (inside the volume, if the case has one)
     findings: tuple[Finding, ...]
     protocol: dict = field(default_factory=dict)
     reconstruction: dict = field(default_factory=dict)
@@ -166,9 +170,6 @@ def load_case_file(path: Path | str, with_findings: bool = True) -> Case:
     volume = _load_volume(data, path, text, names, with_findings) if "volume" in data else None
     if not objs and volume is None:
         raise CaseError(f"{path}: a case needs at least one [[object]] (or a [volume])")
-    if objs and volume is not None:
-        raise CaseError(f"{path}: a case has either [[object]] primitives or a [volume], not both "
-                        "(put lesions into a volume with [[lesion]])")
     for i, obj in enumerate(objs):
         where = f"{path}:{lines[i] if i < len(lines) else '?'} (object {i + 1})"
         if not _keep(obj, names, with_findings, where):

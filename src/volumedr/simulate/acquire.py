@@ -81,11 +81,12 @@ class PrimitiveLengths:
 
 
 def path_length_source(case: Case):
-    """The path-length provider of a case: voxels (a CT volume) or analytic primitives."""
+    """The path-length provider of a case: voxels (a CT volume), voxels with analytic objects inside them
+    (a hybrid case), or analytic primitives."""
     if case.volume is not None:
-        from .voxel import VoxelLengths
+        from .voxel import HybridLengths, VoxelLengths
 
-        return VoxelLengths(case.volume)
+        return HybridLengths(case.volume, case.primitives) if case.primitives else VoxelLengths(case.volume)
     return PrimitiveLengths(pack(list(case.primitives)))
 
 
@@ -168,11 +169,14 @@ def new_uid() -> str:
 
 def case_ct_reference(case: Case, settings: AcquisitionSettings | None = None,
                       rng: np.random.Generator | None = None) -> CTReference:
-    """The CT pane of a case: a real CT as it is, or the analytic phantom voxelised (noise only with ``rng``)."""
+    """The CT pane of a case: a real CT as it is (with a hybrid case's analytic objects painted in), or the analytic phantom voxelised (noise only with ``rng``)."""
     settings = settings or AcquisitionSettings()
     if case.volume is not None:
+        from .voxel import hybrid_hu
+
         v = case.volume
-        return CTReference(np.asarray(v.hu, np.float32), tuple(v.spacing_mm), tuple(v.origin_mm))
+        hu = hybrid_hu(v, case.primitives) if case.primitives else np.asarray(v.hu, np.float32)
+        return CTReference(hu, tuple(v.spacing_mm), tuple(v.origin_mm))
     return ct_reference(case, voxel_mm=settings.ct_voxel_mm, noise_hu=settings.ct_noise_hu if rng is not None else 0.0,
                         energy_kev=settings.ct_effective_energy_kev, rng=rng)
 

@@ -7,6 +7,15 @@ traced on a coarse copy of the detector whose pitch matches the voxels
 plane, then the path lengths are interpolated up to the full detector.
 Each plane crossing adds ``dz * |S - P| / S_z``: the plane spacing times the
 ray's obliquity.
+
+A hybrid case (a voxel volume with analytic ``[[object]]`` primitives inside
+it: implants, stones, cysts, fracture lines) is projected by
+:class:`HybridLengths`: each voxel's water and bone fractions are scaled by
+the part of the voxel that no analytic object occupies (3 x 3 x 3 sub-samples
+per voxel, :func:`analytic_occupancy`), and the objects' exact chords are added
+on top, so an object replaces the voxel material along its own chord and
+keeps its exact edges in the projections (the voxel part it removes is
+resolved to the voxel's sub-samples).
 """
 from __future__ import annotations
 
@@ -14,27 +23,96 @@ import numpy as np
 from scipy import ndimage
 
 from ..geometry import AcquisitionGeometry, Detector
+from ..phantoms.materials import mu_table
+from ..phantoms.primitives import PackedPrimitives, pack
 from ..phantoms.volume import VoxelVolume, material_fractions
+from ..sysinfo import check_fits
 from ..reconstruct.engine import SliceGrid, plane_coefficients
 from . import _kernels as K
 
 MATERIALS = ("water", "cortical_bone")
 
 
-_FRACTIONS: dict = {}  # id(volume) -> (volume, fractions): the last few volumes projected
+SUPERSAMPLE = 3  # sub-samples per voxel edge for the part of a voxel an analytic object occupies
+
+_FRACTIONS: dict = {}  # (id(volume), id(objects)) -> (volume, objects, fractions): the last few projected
 
 
-def _fractions(volume: VoxelVolume) -> np.ndarray:
-    """Water and bone fractions of a volume, (2, nz, ny, nx) float32, computed once per volume object (a
-    workstation simulates the same case again and again; this is the costly part of starting)."""
-    hit = _FRACTIONS.get(id(volume))
-    if hit is not None and hit[0] is volume:
-        return hit[1]
+def analytic_occupancy(volume: VoxelVolume, packed: PackedPrimitives, *, supersample: int = SUPERSAMPLE):
+    """The part of each voxel that analytic objects occupy, and the HU they bring.
+
+    Returns ``(occupancy, hu_objects, block)``: ``block`` is a tuple of slices (z, y, x) of the volume
+    (the voxels around the objects), or None when no object overlaps the volume; ``occupancy`` (float32,
+    over the block) is the fraction of each voxel's sub-samples inside any object, ``hu_objects`` the
+    mean over the voxel's sub-samples of the HU of the object that owns each (0 where none does; painter's
+    order among the objects), at the volume's effective energy.
+    """
+    if len(packed.kinds) == 0:
+        return None, None, None
+    lo = packed.bounds_mm[:, 0].min(axis=0)
+    hi = packed.bounds_mm[:, 1].max(axis=0)
+    sl = []
+    for i, ax in enumerate("xyz"):
+        a = volume.axis_mm(ax)
+        half = volume.spacing_mm[2 - i] / 2
+        k = np.nonzero((a + half >= lo[i]) & (a - half <= hi[i]))[0]
+        if k.size == 0:
+            return None, None, None
+        sl.append(slice(int(k[0]), int(k[-1]) + 1))
+    block = (sl[2], sl[1], sl[0])
+    nz, ny, nx = (s.stop - s.start for s in block)
+    check_fits(nz * ny * nx * 8, f"the analytic objects' part of {nz} x {ny} x {nx} voxels")
+    names = list(packed.material_names) + ["water"]
+    mu = mu_table(names, [volume.effective_energy_kev])[:, 0]
+    hu_of_material = 1000.0 * (mu[:-1] - mu[-1]) / mu[-1]
+    hu_by_label = np.append(hu_of_material[packed.material_index], 0.0).astype(np.float32)  # label -1 -> 0
+    sp = np.array([volume.spacing_mm[2], volume.spacing_mm[1], volume.spacing_mm[0]])  # (x, y, z)
+    sub = sp / supersample
+    corner = np.array([volume.axis_mm(ax)[s.start] for ax, s in zip("xyz", sl)]) - sp / 2 + sub / 2
+    occ = np.empty((nz, ny, nx), np.float32)
+    hu = np.empty((nz, ny, nx), np.float32)
+    n3 = supersample ** 3
+    chunk = max(1, min(nz, (1 << 23) // max(1, ny * nx * n3)))  # at most 32 MB of labels at a time
+    for z0 in range(0, nz, chunk):
+        z1 = min(nz, z0 + chunk)
+        shape = np.array([(z1 - z0) * supersample, ny * supersample, nx * supersample], np.int64)
+        labels = np.full(tuple(shape), -1, np.int32)
+        org = corner.copy()
+        org[2] += z0 * sp[2]
+        K.label_volume(packed.kinds, packed.world_to_unit, packed.centres_mm, packed.bounds_mm, org, sub, shape, labels)
+        r = labels.reshape(z1 - z0, supersample, ny, supersample, nx, supersample)
+        occ[z0:z1] = (r >= 0).sum(axis=(1, 3, 5), dtype=np.int32) / np.float32(n3)
+        hu[z0:z1] = hu_by_label[r].sum(axis=(1, 3, 5), dtype=np.float32) / np.float32(n3)
+    return occ, hu, block
+
+
+def hybrid_hu(volume: VoxelVolume, primitives) -> np.ndarray:
+    """The volume's HU with the analytic objects painted in, with partial volume at their edges (the CT
+    pane of a hybrid case)."""
+    hu = np.array(volume.hu, np.float32)
+    occ, hu_obj, block = analytic_occupancy(volume, pack(list(primitives)))
+    if block is not None:
+        hu[block] = hu[block] * (1.0 - occ) + hu_obj
+    return hu
+
+
+def _fractions(volume: VoxelVolume, primitives=()) -> np.ndarray:
+    """Water and bone fractions of a volume, (2, nz, ny, nx) float32, less the part analytic objects
+    occupy; computed once per volume and object list (a workstation simulates the same case again and
+    again; this is the costly part of starting)."""
+    key = (id(volume), id(primitives))
+    hit = _FRACTIONS.get(key)
+    if hit is not None and hit[0] is volume and hit[1] is primitives:
+        return hit[2]
     w, b = material_fractions(volume.hu, volume.effective_energy_kev)
     fr = np.ascontiguousarray(np.stack([w, b]))
+    if len(primitives):
+        occ, _, block = analytic_occupancy(volume, pack(list(primitives)))
+        if block is not None:
+            fr[(slice(None),) + block] *= (1.0 - occ)[None]
     while len(_FRACTIONS) >= 3:
         _FRACTIONS.pop(next(iter(_FRACTIONS)))
-    _FRACTIONS[id(volume)] = (volume, fr)
+    _FRACTIONS[key] = (volume, primitives, fr)
     return fr
 
 
@@ -43,9 +121,10 @@ class VoxelLengths:
 
     material_names = MATERIALS
 
-    def __init__(self, volume: VoxelVolume):
+    def __init__(self, volume: VoxelVolume, exclude=()):
+        """``exclude``: the analytic primitives (a tuple) whose space the voxels give up (a hybrid case)."""
         self.volume = volume
-        self.fractions = _fractions(volume)  # (2, nz, ny, nx)
+        self.fractions = _fractions(volume, exclude)  # (2, nz, ny, nx)
         dz, dy, dx = volume.spacing_mm
         self.grid = SliceGrid((volume.hu.shape[1], volume.hu.shape[2]), (dy, dx), volume.origin_mm[:2])
         self.heights = volume.axis_mm("z")
@@ -101,4 +180,30 @@ class VoxelLengths:
             return out
         for m in range(L.shape[0]):
             out[m] = ndimage.map_coordinates(L[m], coords, order=1, mode="nearest")
+        return out
+
+
+class HybridLengths:
+    """A voxel volume with analytic objects inside it: (geometry, view, out) -> (M, R, C) path lengths in
+    mm; materials ``water`` and ``cortical_bone`` (the voxels), then the objects' own."""
+
+    def __init__(self, volume: VoxelVolume, primitives: tuple):
+        from .acquire import PrimitiveLengths
+
+        packed = pack(list(primitives))
+        self.voxels = VoxelLengths(volume, exclude=primitives)
+        self.analytic = PrimitiveLengths(packed)
+        names = list(MATERIALS) + [n for n in packed.material_names if n not in MATERIALS]
+        self.material_names = tuple(names)
+        self._slot = [names.index(n) for n in packed.material_names]
+
+    def __call__(self, geometry: AcquisitionGeometry, view: int, out=None) -> np.ndarray:
+        det = geometry.detector
+        if out is None:
+            out = np.empty((len(self.material_names),) + det.shape, np.float32)
+        self.voxels(geometry, view, out=out[: len(MATERIALS)])
+        out[len(MATERIALS):] = 0.0
+        own = self.analytic(geometry, view)
+        for m, slot in enumerate(self._slot):
+            out[slot] += own[m]
         return out
