@@ -18,7 +18,9 @@ def test_cases_lists_the_chest(capsys):
     out = capsys.readouterr().out
     assert "chest" in out
     # where each case's anatomy comes from
-    assert "chest_ct" in out and "[anatomy: CT: TCIA CPTAC-PDA, subject C3N-00249]" in out
+    chest = [ln for ln in out.splitlines() if ln.startswith("chest ")][0]
+    assert chest.endswith("[anatomy: CT: TCIA CPTAC-PDA, subject C3N-00249]")  # the default chest is real anatomy
+    assert [ln for ln in out.splitlines() if ln.startswith("chest_phantom ")][0].endswith("[anatomy: analytic]")
     assert [ln for ln in out.splitlines() if ln.startswith("wrist ")][0].endswith("[anatomy: analytic]")
 
 
@@ -32,7 +34,8 @@ def test_simulate_then_reconstruct_end_to_end(tmp_path, capsys):
     line = capsys.readouterr().out
     assert line.startswith("FBP: 45 slices")
     with h5py.File(out) as f:
-        assert f["case"].attrs["anatomy_source"] == "analytic"  # the study says where its anatomy came from
+        # the study says where its anatomy came from
+        assert f["case"].attrs["anatomy_source"] == "CT: TCIA CPTAC-PDA, subject C3N-00249"
         assert f["reconstruction/slices"].shape[0] == 45
         assert np.allclose(f["reconstruction"].attrs["heights_mm"], np.arange(20, 241, 5))
         assert f["reconstruction"].attrs["method"] == "fbp"
@@ -42,7 +45,7 @@ def test_simulate_then_reconstruct_end_to_end(tmp_path, capsys):
         assert f["reconstruction"].attrs["method"] == "saa" and g["reconstruction"].attrs["method"] == "fbp"
     assert main(["info", str(copy)]) == 0
     info = capsys.readouterr().out
-    assert "finding: retrocardiac" in info and "anatomy: analytic" in info
+    assert "finding: retrocardiac" in info and "anatomy: CT: TCIA CPTAC-PDA" in info
 
 
 @pytest.mark.parametrize("args,msg", [

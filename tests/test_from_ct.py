@@ -39,16 +39,25 @@ def test_hu_to_attenuation_reproduces_the_ct_numbers():
     assert 1000 < hu_bone(e) < 2500  # cortical bone at 70 keV
 
 
-def test_plane_projector_matches_numpy_reference():
+@pytest.mark.parametrize("fill", ["dense", "sparse"])
+def test_plane_projector_matches_numpy_reference(fill):
     rng = np.random.default_rng(0)
     vols = rng.random((2, 5, 40, 50), dtype=np.float32)
+    if fill == "sparse":  # a body in air: the kernel skips the empty columns and rows, with the same result
+        body = np.zeros((5, 40, 50), bool)
+        body[1:4, 6:30, 12:41] = True
+        body[2, 10:12, :] = True  # a row that reaches both edges
+        vols *= body[None]
+        vols[1, :, :, 30:] = 0.0  # a second material with a narrower extent
     det = Detector(rows=37, cols=45, pitch_row_mm=1.3, pitch_col_mm=1.1)
     g = sweep_geometry(n=25, det=det)
     grid = SliceGrid((40, 50), (1.5, 1.2), (-30.0, -25.0))
     heights = np.linspace(20, 60, 5)
     a_col, b_col, a_row, b_row = (c[:, 0, 1].copy() for c in plane_coefficients(g, grid, heights[:, None]))
     out = np.empty((2, 37, 45), np.float32)
-    K.project_planes(vols, a_col, b_col, a_row, b_row, out)
+    spans = np.empty((5, 40, 2), np.int32)
+    K.nonzero_spans(vols, spans)
+    K.project_planes(vols, a_col, b_col, a_row, b_row, out, spans)
     r, c = np.meshgrid(np.arange(37), np.arange(45), indexing="ij")
     ref = np.zeros_like(out, dtype=np.float64)
     for m in range(2):
@@ -204,18 +213,42 @@ def test_simulated_from_ct_a_nodule_is_in_focus_at_its_height(tmp_path):
     assert abs(h - centre[2]) <= 6.0
 
 
-def test_bundled_ct_case_loads_with_its_lesions():
+def test_the_default_chest_is_real_anatomy_with_analytic_nodules():
     from volumedr.phantoms.case import load_case
+    from volumedr.simulate.acquire import case_ct_reference
 
-    case = load_case("chest_ct")
-    assert case.volume is not None and case.primitives == ()
+    case = load_case("chest")
+    assert case.volume is not None and len(case.primitives) == len(case.findings) == 6
     assert "CPTAC-PDA" in case.notes and "CC BY 3.0" in case.notes
+    assert case.anatomy_source == "CT: TCIA CPTAC-PDA, subject C3N-00249"
     vol = case.volume
+    ct = case_ct_reference(case)
     for f in case.findings:
         x, y, z = f.centre_mm
         k = tuple(int(round((v - o) / s)) for v, o, s in zip((z, y, x), vol.origin_mm[::-1], vol.spacing_mm))
-        assert vol.hu[k] > -100, f"{f.name}: no lesion painted at its centre"
+        assert ct.hu[k] > -100, f"{f.name}: not in the CT pane at its centre"
         assert f.code == "SCT:786838002"
+        # each nodule sits in aerated lung of the real CT (the voxels around it, outside its own radius)
+        r = f.size_mm / 2 + 4
+        box = tuple(slice(int(round((v - r - o) / s)), int(round((v + r - o) / s)) + 1)
+                    for v, o, s in zip((z, y, x), vol.origin_mm[::-1], vol.spacing_mm))
+        assert (vol.hu[box] < -700).mean() > 0.6, f"{f.name}: not in lung"
+    # the enhanced vessels' contrast is taken out (a radiograph's patient has none): soft tissue stays
+    # below 60 HU plus a tenth of its enhancement outside bone
+    assert np.percentile(vol.hu[(vol.hu > 0) & (vol.hu < 300)], 50) <= 70
+
+
+def test_unenhanced_takes_contrast_out_of_vessels_and_keeps_bone():
+    from volumedr.phantoms.volume import unenhanced
+
+    hu = np.full((20, 20, 20), 40.0, np.float32)
+    hu[8:12, :, 2:5] = 250.0        # an enhanced vessel running along y
+    hu[6:14, :, 10:18] = 900.0      # a bone: cortex ...
+    hu[8:12, :, 12:16] = 250.0      # ... with marrow of the same HU as the vessel
+    out = unenhanced(hu)
+    assert np.allclose(out[8:12, :, 2:5], 60.0 + 0.1 * 190.0)
+    assert np.all(out[8:12, :, 12:16] == 250.0) and np.all(out[6:14, :, 10:18] >= 250.0)
+    assert np.all(out[hu == 40.0] == 40.0)
 
 
 def test_bad_volume_cases_name_file_and_line(tmp_path):

@@ -93,9 +93,9 @@ def test_materials_come_from_xraylib_with_published_values():
     assert np.all(np.diff(mu_table(["soft_tissue"], e)[0]) < 0)  # attenuation falls with energy
 
 
-def test_chest_case_loads_with_anatomy_and_findings():
-    assert "chest" in case_names()
-    c = load_case("chest")
+def test_chest_phantom_case_loads_with_anatomy_and_findings():
+    assert "chest" in case_names() and "chest_phantom" in case_names()
+    c = load_case("chest_phantom")
     labels = " ".join(p.label for p in c.primitives)
     for part in ("rib", "vertebral", "heart", "lung", "liver", "clavicle"):
         assert part in labels

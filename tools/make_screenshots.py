@@ -42,7 +42,7 @@ def main():
     win.grab().save(os.path.join(OUT, "workstation.png"))
     win.case_dock.raise_()
     win.show_answers.setChecked(True)
-    win.ct_pane.set_roi(-60.0, 160.0, 40.0, 30.0)
+    win.ct_pane.set_roi(-120.0, 55.0, 40.0, 30.0)  # the liver
     win.slice_pane.set_ruler((f["centre_mm"][0] - 5, f["centre_mm"][1] + 12), (f["centre_mm"][0] + 5, f["centre_mm"][1] + 12))
     app.processEvents()
     win.grab().save(os.path.join(OUT, "workstation-answers.png"))

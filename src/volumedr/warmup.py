@@ -26,7 +26,7 @@ def compile_kernels() -> float:
     sweep = Sweep(kind="linear", total_angle_deg=30, n_projections=25, source_to_image_mm=1800, pivot_height_mm=100)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VolumedrWarning)
-        names = [n for n in ("chest", "chest_ct") if n in case_names()]
+        names = [n for n in ("chest", "chest_phantom") if n in case_names()]  # voxels with objects; primitives
         for name in names:
             study = simulate_study(load_case(name), sweep=sweep, detector=Detector().binned(32), rng=0, ct=True)
         for method in ("fbp", "saa", "sart"):

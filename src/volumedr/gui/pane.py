@@ -116,7 +116,9 @@ class ImagePane(QtWidgets.QFrame):
             self.veil_item.clear()
             return
         rgba = np.zeros(mask.shape + (4,), np.uint8)
-        rgba[mask] = (110, 110, 120, 150)
+        # a blue tint: it shifts every grey level by at least 25 in one channel (a grey veil vanished over
+        # mid-grey anatomy), and lets the anatomy show through
+        rgba[mask] = (40, 40, 150, 120)
         self.veil_item.setImage(rgba, autoLevels=False, levels=(0, 255))
         self.veil_item.setRect(self.image_item.mapRectToParent(self.image_item.boundingRect()))
 

@@ -13,8 +13,9 @@ mixing model of Kinahan et al. 1998 / Bai et al. 2003 (docs/physics.md):
 
 Path lengths of "water" and "cortical_bone" through ``w`` and ``b`` then go
 through the same polyenergetic detector model as the analytic phantoms.
-Iodinated contrast (enhanced vessels, 150-300 HU) is treated as bone-like:
-its attenuation at lower energies is then slightly overestimated.
+Iodinated contrast (enhanced vessels, 150-300 HU) would count as bone in this
+model; :func:`unenhanced` takes it out (the bundled real-anatomy cases are
+built from unenhanced HU: a radiograph's patient has no contrast).
 
 :func:`volume_from_axial_ct` resamples an axial CT (any axis-aligned
 orientation, any slice order or spacing) into this frame for a PA exposure:
@@ -122,6 +123,26 @@ def insert_sphere(vol: VoxelVolume, centre_mm, diameter_mm: float, hu: float, *,
     region = vol.hu[sl[2], sl[1], sl[0]]
     region[...] = (region * (1 - frac) + hu * frac).astype(vol.hu.dtype)
     vol._cache.clear()
+
+
+def unenhanced(hu: np.ndarray, *, ceiling_hu: float = 60.0, bone_hu: float = 350.0) -> np.ndarray:
+    """The HU of a contrast-enhanced CT as the patient would be without the contrast (a radiograph's patient
+    has none).
+
+    Bone is what lies above ``bone_hu`` (cortex, calcifications), closed and filled in each axial plane
+    so that the marrow inside the cortex counts as bone, dilated by one voxel for its partial-volume rim;
+    everywhere else, enhanced tissue (vessels at 150-300 HU, the enhanced liver, kidneys and myocardium
+    at 80-200 HU) is brought down to ``ceiling_hu`` (60 HU: unenhanced blood 40, liver 55, muscle 50)
+    plus a tenth of its excess, so that a trace of its texture stays in the CT pane.  The
+    bilinear water/bone model of :func:`material_fractions` would otherwise count the iodine as bone,
+    and at a radiograph's 60-120 kVp iodine is no bone (its K-edge at 33 keV).
+    """
+    hu = np.asarray(hu, np.float32)
+    bone = ndimage.binary_closing(np.pad(hu > bone_hu, 2), iterations=2)[2:-2, 2:-2, 2:-2]  # padded: no edge loss
+    for k in range(bone.shape[1]):  # axial planes of the volumedr frame are (z, x) at one y
+        bone[:, k] = ndimage.binary_fill_holes(bone[:, k])
+    bone = ndimage.binary_dilation(bone, iterations=1)
+    return np.where(bone | (hu <= ceiling_hu), hu, ceiling_hu + 0.1 * (hu - ceiling_hu)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------- from an axial CT

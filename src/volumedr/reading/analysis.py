@@ -31,7 +31,7 @@ NEG = -math.inf
 
 # Published sensitivities to set a trainee's against (chosen by the cases read).
 REFERENCES = (
-    {"cases": ("chest", "chest_ct", "chest_phantom"), "finding": "lung nodules", "film": 0.22, "tomo": 0.70,
+    {"cases": ("chest", "chest_phantom"), "finding": "lung nodules", "film": 0.22, "tomo": 0.70,
      "source": "Dobbins et al., Med Phys 2008 (175 CT-proven nodules): 70 % tomosynthesis vs 22 % PA film"},
     {"cases": ("wrist",), "finding": "scaphoid fractures", "film": 0.705, "tomo": 0.82,
      "source": "Ottenin et al., AJR 2012 (100 patients): 77-87 % tomosynthesis vs 61-80 % radiographs "

@@ -230,19 +230,56 @@ def _bilinear(vol, m, s, j0, wj, k0, wk, ny, nx):
     return v
 
 
+@njit(cache=True, nogil=True)
+def nonzero_spans(vols, spans):
+    """First and last column (k) of each plane row that holds anything in any material: spans (S, ny, 2)
+    int32, (nx, -1) for an empty row.  Lets :func:`project_planes` skip the air around the body."""
+    M, S, ny, nx = vols.shape
+    for s in range(S):
+        for j in range(ny):
+            lo = nx
+            hi = -1
+            for m in range(M):
+                for k in range(nx):
+                    if vols[m, s, j, k] != 0.0:
+                        if k < lo:
+                            lo = k
+                        break
+                for k in range(nx - 1, -1, -1):
+                    if vols[m, s, j, k] != 0.0:
+                        if k > hi:
+                            hi = k
+                        break
+            spans[s, j, 0] = lo
+            spans[s, j, 1] = hi
+
+
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
-def project_planes(vols, a_col, b_col, a_row, b_row, out):
+def project_planes(vols, a_col, b_col, a_row, b_row, out, spans):
     """Ray-driven projection of a stack of planes parallel to the detector (one view).
 
     Plane s pixel (j, k) lies on detector row ``a_row[s] * j + b_row[s]`` and
     column ``a_col[s] * k + b_col[s]``; detector pixel (r, c) therefore reads
     plane s at j = (r - b_row[s]) / a_row[s], k = (c - b_col[s]) / a_col[s],
     interpolated bilinearly (zero outside).  out[m, r, c] = sum_s vols[m, s](j, k).
-    vols (M, S, ny, nx) f32; a_*, b_* (S,) f64; out (M, R, C) f32, overwritten.
+    vols (M, S, ny, nx) f32; a_*, b_* (S,) f64; out (M, R, C) f32, overwritten;
+    spans (S, ny, 2) int32 from :func:`nonzero_spans`: only the columns whose
+    samples can touch a non-zero voxel are visited (the result is the same).
+    The column positions are the same for every detector row, so they are
+    tabulated once per plane.
     """
     M, S, ny, nx = vols.shape
     R = out.shape[1]
     C = out.shape[2]
+    k0s = np.empty((S, C), np.int64)
+    wks = np.empty((S, C), np.float64)
+    for s in range(S):
+        inv = 1.0 / a_col[s]
+        for c in range(C):
+            kf = (c - b_col[s]) * inv
+            k0 = int(math.floor(kf))
+            k0s[s, c] = k0
+            wks[s, c] = kf - k0
     for r in prange(R):
         acc = np.zeros((M, C), np.float64)
         for s in range(S):
@@ -251,15 +288,31 @@ def project_planes(vols, a_col, b_col, a_row, b_row, out):
             if j0 < -1 or j0 > ny - 1:
                 continue
             wj = jf - j0
-            inv = 1.0 / a_col[s]
-            for c in range(C):
-                kf = (c - b_col[s]) * inv
-                k0 = int(math.floor(kf))
+            fa = 1.0 - wj if j0 >= 0 else 0.0
+            fb = wj if j0 + 1 <= ny - 1 else 0.0
+            ja = j0 if j0 >= 0 else 0
+            jb = j0 + 1 if j0 + 1 <= ny - 1 else ny - 1
+            klo = min(spans[s, ja, 0] if fa != 0.0 else nx, spans[s, jb, 0] if fb != 0.0 else nx)
+            khi = max(spans[s, ja, 1] if fa != 0.0 else -1, spans[s, jb, 1] if fb != 0.0 else -1)
+            if khi < klo:
+                continue
+            # columns whose k0 lies in [klo - 1, khi]: the samples that can touch the non-zero voxels
+            e0 = a_col[s] * (klo - 1) + b_col[s]
+            e1 = a_col[s] * (khi + 1) + b_col[s]
+            c0 = max(0, int(math.floor(min(e0, e1))) - 1)
+            c1 = min(C - 1, int(math.ceil(max(e0, e1))) + 1)
+            for c in range(c0, c1 + 1):
+                k0 = k0s[s, c]
                 if k0 < -1 or k0 > nx - 1:
                     continue
-                wk = kf - k0
-                for m in range(M):
-                    acc[m, c] += _bilinear(vols, m, s, j0, wj, k0, wk, ny, nx)
+                wk = wks[s, c]
+                if k0 >= 0 and k0 <= nx - 2:
+                    for m in range(M):
+                        acc[m, c] += (fa * ((1.0 - wk) * vols[m, s, ja, k0] + wk * vols[m, s, ja, k0 + 1])
+                                      + fb * ((1.0 - wk) * vols[m, s, jb, k0] + wk * vols[m, s, jb, k0 + 1]))
+                else:
+                    for m in range(M):
+                        acc[m, c] += _bilinear(vols, m, s, j0, wj, k0, wk, ny, nx)
         for m in range(M):
             for c in range(C):
                 out[m, r, c] = acc[m, c]

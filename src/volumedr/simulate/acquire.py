@@ -268,6 +268,19 @@ def simulate(case: Case | str, *, sweep: Sweep | None = None, detector: Detector
                  findings=findings)
 
 
+def plain_film(case: Case | str, detector: Detector, *, settings: AcquisitionSettings | None = None,
+               rng: np.random.Generator | int | None = None, noise: bool = True) -> np.ndarray:
+    """The conventional radiograph of ``case`` alone (line integrals, as ``Study.dr``), at the case's
+    protocol: for teaching material and for checks on the film that need no sweep."""
+    case = load_case(case) if isinstance(case, str) else case
+    settings = settings if settings is not None else settings_from_case(case)
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    lengths = path_length_source(case)
+    beam = _Beam(lengths.material_names, detector, settings)
+    geometry = plain_film_geometry(detector, sweep_from_case(case).source_to_image_mm)
+    return _expose(lengths, geometry, 0, beam, settings.plain_film_mas, settings, rng, noise)
+
+
 def simulate_study(case, *, on_progress=None, cancel: CancelToken | None = None, **kw) -> Study:
     """Run :func:`simulate` to completion (optionally reporting progress)."""
     return drive(simulate(case, **kw), on_progress=on_progress, cancel=cancel)

@@ -125,6 +125,8 @@ class VoxelLengths:
         """``exclude``: the analytic primitives (a tuple) whose space the voxels give up (a hybrid case)."""
         self.volume = volume
         self.fractions = _fractions(volume, exclude)  # (2, nz, ny, nx)
+        self.spans = np.empty(self.fractions.shape[1:3] + (2,), np.int32)  # each plane row's non-zero columns
+        K.nonzero_spans(self.fractions, self.spans)
         dz, dy, dx = volume.spacing_mm
         self.grid = SliceGrid((volume.hu.shape[1], volume.hu.shape[2]), (dy, dx), volume.origin_mm[:2])
         self.heights = volume.axis_mm("z")
@@ -144,7 +146,7 @@ class VoxelLengths:
         a_col, b_col, a_row, b_row = plane_coefficients(g, self.grid, self.heights[:, None])
         out = np.empty((len(MATERIALS),) + detector.shape, np.float32)
         K.project_planes(self.fractions, a_col[:, 0, 0].copy(), b_col[:, 0, 0].copy(), a_row[:, 0, 0].copy(),
-                         b_row[:, 0, 0].copy(), out)
+                         b_row[:, 0, 0].copy(), out, self.spans)
         # obliquity: each plane crossing is dz * |S - P| / S_z long
         s = geometry.source_positions_mm[view]
         d = geometry.detector_centres_mm[view]
