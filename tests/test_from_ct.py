@@ -274,3 +274,50 @@ def test_cli_simulate_needs_a_case_or_a_ct(tmp_path, capsys):
     assert main(["simulate", "--from-ct", str(tmp_path), "-o", str(tmp_path / "x.h5")]) == 2
     assert "no DICOM files" in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()
+
+
+SHARED = CT_DIR.parents[1]
+
+
+@pytest.mark.parametrize("series, body_part, expected", [
+    ("chest-ct-cptac-pda", "CHEST", "chest"), ("head-ct-cptac-lscc", "HEAD", "sinus"),
+    ("abdomen-pelvis-ct-tcga-ov", "OVARY", "kub"), ("neck-ct-tcga-thca", "THYROID", "cspine")])
+def test_the_protocol_is_guessed_from_the_series_body_part(series, body_part, expected):
+    from volumedr.io.ct_series import AxialCT, guess_protocol
+
+    first = sorted((SHARED / series / "series").glob("*.dcm"))
+    if not first:
+        pytest.skip(f"the shared {series} CT is not present")
+    ds = pydicom.dcmread(first[0], stop_before_pixels=True)
+    assert str(ds.BodyPartExamined).upper() == body_part
+    ct = AxialCT(np.zeros((2, 2, 2), np.float32), np.zeros((2, 3)), np.zeros(6), (1.0, 1.0), 120.0,
+                 str(ds.get("SeriesDescription", "")), "", 1, body_part=body_part,
+                 study_description=str(ds.get("StudyDescription", "")))
+    case, why = guess_protocol(ct)
+    assert case == expected and body_part in why
+    bare = AxialCT(ct.hu, ct.positions_mm, ct.orientation, (1.0, 1.0), 120.0, "", "", 1)
+    assert guess_protocol(bare)[0] == "chest"  # nothing to go on: the PA chest
+
+
+@needs_ct
+def test_from_ct_takes_a_cases_protocol_and_places_the_patient_ap_or_pa(tmp_path):
+    _copy_slices(tmp_path / "s", n=12)
+    pa = case_from_ct(tmp_path / "s", voxel_mm=4.0)  # the series says CHEST
+    ap = case_from_ct(tmp_path / "s", voxel_mm=4.0, protocol="kub")
+    assert pa.patient_axes == "LFP" and pa.protocol["kvp"] == 120.0 and "'chest'" in pa.notes
+    assert ap.patient_axes == "RFA" and ap.protocol["kvp"] == 80.0 and ap.body_part == "ABDOMEN"
+    # PA: the spine (bone) lies far from the detector; AP: against it. Left and right swap with it.
+    def bone_height(case):
+        v = case.volume
+        return float(np.average(v.axis_mm("z"), weights=(v.hu > 300).sum(axis=(1, 2))))
+    assert bone_height(pa) > bone_height(ap) + 60
+    assert np.array_equal(ap.volume.hu, pa.volume.hu[::-1, :, ::-1])
+    with pytest.raises(Exception, match="not a bundled case"):
+        case_from_ct(tmp_path / "s", protocol="elbow")
+
+
+def test_cli_protocol_goes_with_from_ct(tmp_path, capsys):
+    from volumedr.cli.main import main
+
+    assert main(["simulate", "chest", "--protocol", "kub", "-o", str(tmp_path / "x.h5")]) == 2
+    assert "--protocol goes with --from-ct" in capsys.readouterr().err

@@ -109,12 +109,8 @@ def lung_width_mm(vol) -> float:
 
 
 def main(ct_dir=DEFAULT_CT):
-    from volumedr.phantoms.volume import VoxelVolume, unenhanced
-
-    case = case_from_ct(ct_dir, voxel_mm=2.0, gap_mm=15.0)
-    v0 = case.volume
-    vol = VoxelVolume(hu=unenhanced(v0.hu), spacing_mm=v0.spacing_mm, origin_mm=v0.origin_mm,
-                      effective_energy_kev=v0.effective_energy_kev)
+    case = case_from_ct(ct_dir, voxel_mm=2.0, gap_mm=15.0, protocol="chest")  # PA; contrast taken out
+    vol = case.volume
     hu = np.clip(np.round(vol.hu), -1024, 3071).astype(np.int16)
     np.savez_compressed(ROOT / "phantoms" / "chest.npz", hu=hu, spacing_mm=np.array(vol.spacing_mm),
                         origin_mm=np.array(vol.origin_mm))

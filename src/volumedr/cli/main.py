@@ -47,7 +47,10 @@ def cmd_simulate(args) -> int:
 
         if args.case:
             raise VolumedrError("give either a case or --from-ct, not both")
-        case = case_from_ct(args.from_ct)
+        case = case_from_ct(args.from_ct, protocol=args.protocol)
+        print(f"from the CT: {case.title}", file=sys.stderr)
+    elif args.protocol:
+        raise VolumedrError("--protocol goes with --from-ct (a bundled case has its own protocol)")
     elif not args.case:
         raise VolumedrError("name a bundled case (see 'volumedr cases') or give --from-ct CT_SERIES_DIR")
     else:
@@ -137,7 +140,10 @@ def build_parser() -> Parser:
     s = sub.add_parser("simulate", help="simulate an acquisition of a bundled case into a study file")
     s.add_argument("case", nargs="?", help="bundled case name (see 'volumedr cases') or a case .toml file")
     s.add_argument("--from-ct", metavar="CT_SERIES_DIR",
-                   help="simulate from a real axial CT series instead of a bundled case (PA chest protocol)")
+                   help="simulate from a real axial CT series instead of a bundled case")
+    s.add_argument("--protocol", metavar="CASE",
+                   help="with --from-ct: the bundled case whose protocol and patient axes to use (default: guessed "
+                        "from the series' body part, e.g. HEAD -> sinus, ABDOMEN -> kub, else chest)")
     s.add_argument("-o", "--output", required=True, help="study file to write (.h5)")
     s.add_argument("--sweep", choices=["linear", "arc", "opposed"], help="tube motion (default: the case protocol)")
     s.add_argument("--angle", type=finite, help="total sweep angle in degrees")

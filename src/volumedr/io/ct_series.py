@@ -30,6 +30,8 @@ class AxialCT:
     description: str
     patient_id: str
     n_files: int
+    body_part: str = ""          # Body Part Examined, upper case ("" when absent)
+    study_description: str = ""
 
 
 def read_ct_series(folder: str | os.PathLike) -> AxialCT:
@@ -87,7 +89,9 @@ def read_ct_series(folder: str | os.PathLike) -> AxialCT:
     return AxialCT(hu=hu, positions_mm=positions, orientation=orient0,
                    pixel_spacing_mm=(float(spacing0[0]), float(spacing0[1])),
                    kvp=kvp, description=str(first.get("SeriesDescription", "")),
-                   patient_id=str(first.get("PatientID", "")), n_files=len(dss))
+                   patient_id=str(first.get("PatientID", "")), n_files=len(dss),
+                   body_part=str(first.get("BodyPartExamined", "") or "").strip().upper(),
+                   study_description=str(first.get("StudyDescription", "") or ""))
 
 
 def _slice_geometry(d):
@@ -110,29 +114,76 @@ CHEST_PROTOCOL = {"kind": "linear", "direction": "y", "total_angle_deg": 30.0, "
                   "filtration": "2.5Al+0.1Cu", "sweep_mas": 19.2, "plain_film_mas": 1.9, "readout_bin": 2}
 
 
-def case_from_ct(folder: str | os.PathLike, *, voxel_mm: float = 2.0, gap_mm: float = 15.0):
-    """A teaching case (PA chest protocol) from a real axial CT series."""
-    from ..phantoms.case import Case
-    from ..phantoms.volume import volume_from_axial_ct
+#: Words of a CT's Body Part Examined or descriptions -> the bundled case whose protocol suits it.
+PROTOCOL_GUESSES = (
+    ("chest", ("CHEST", "THORAX", "LUNG")),
+    ("sinus", ("HEAD", "BRAIN", "SKULL", "SINUS", "FACE")),
+    ("cspine", ("NECK", "THYROID", "CSPINE", "C-SPINE", "LARYNX", "CERVICAL")),
+    ("lumbar", ("LSPINE", "L-SPINE", "LUMBAR")),
+    ("hip", ("HIP", "FEMUR")),
+    ("knee", ("KNEE",)),
+    ("wrist", ("WRIST", "HAND", "SCAPHOID")),
+    ("kub", ("ABDOMEN", "ABDO", "ABD", "PELVIS", "KIDNEY", "RENAL", "OVARY", "UTERUS", "BLADDER", "LIVER")),
+)
+
+
+def guess_protocol(ct: AxialCT) -> tuple[str, str]:
+    """(bundled case name, why) for a CT series: its Body Part Examined, else its descriptions, else the
+    chest."""
+    import re
+
+    for where, text in (("Body Part Examined", ct.body_part), ("the study description", ct.study_description),
+                        ("the series description", ct.description)):
+        words = set(re.split(r"[^A-Z-]+", str(text).upper()))
+        for case, keys in PROTOCOL_GUESSES:
+            hit = next((k for k in keys if k in words), None)
+            if hit:
+                return case, f"{where} says {hit}"
+    return "chest", "nothing in the series names a body part; the PA chest protocol"
+
+
+def case_from_ct(folder: str | os.PathLike, *, voxel_mm: float = 2.0, gap_mm: float = 15.0,
+                 protocol: str | None = None):
+    """A teaching case from a real axial CT series, at the protocol of the bundled case ``protocol`` (its
+    sweep, exposure, patient axes, view, dose coefficient and slice settings), guessed from the series'
+    body part when None (:func:`guess_protocol`).  The contrast enhancement is taken out
+    (:func:`~volumedr.phantoms.volume.unenhanced`: a radiograph's patient has none)."""
+    from ..errors import ParameterError
+    from ..phantoms.case import Case, case_names, load_case
+    from ..phantoms.volume import VoxelVolume, unenhanced, volume_from_axial_ct
 
     folder = Path(folder)
+    if protocol is not None and protocol not in case_names():
+        raise ParameterError(f"--protocol {protocol!r} is not a bundled case; use one of {', '.join(case_names())}")
     ct = read_ct_series(folder)
+    why = "as asked"
+    if protocol is None:
+        protocol, why = guess_protocol(ct)
+    model = load_case(protocol, with_findings=False)
+    views = {"LFP": "PA", "RFA": "AP"}
+    if model.patient_axes not in views:
+        raise ParameterError(f"case {protocol!r} is examined with patient axes {model.patient_axes}; a CT can be "
+                             "placed PA (LFP) or AP (RFA) only")
+    view = views[model.patient_axes]
     # a 120 kVp CT beam's effective energy is about 70 keV (60-75 keV reported); scaled with kVp
     energy = 70.0 * ct.kvp / 120.0
     vol = volume_from_axial_ct(ct.hu, ct.positions_mm, ct.orientation, ct.pixel_spacing_mm,
                                voxel_mm=(voxel_mm,) * 3, gap_mm=gap_mm, effective_energy_kev=energy,
-                               description=f"{ct.n_files} CT slices from {folder}")
+                               description=f"{ct.n_files} CT slices from {folder}", view=view)
+    vol = VoxelVolume(hu=unenhanced(vol.hu), spacing_mm=vol.spacing_mm, origin_mm=vol.origin_mm,
+                      effective_energy_kev=vol.effective_energy_kev, description=vol.description)
     top = float(vol.body_bounds_mm()[1, 2])
-    return Case(name=f"ct-{ct.patient_id or folder.name}".lower(), title=f"PA volume DR simulated from CT "
-                f"({ct.description or folder.name})", region="chest", history="", teaching="",
-                primitives=(), findings=(), protocol=dict(CHEST_PROTOCOL),
-                reconstruction={"method": "fbp", "range_mm": [gap_mm + 5.0, top - 5.0], "spacing_mm": 2.0,
-                                "thickness_mm": 2.0},
-                field_mm=(float(vol.body_bounds_mm()[1, 0] - vol.body_bounds_mm()[0, 0]),
-                          float(vol.body_bounds_mm()[1, 1] - vol.body_bounds_mm()[0, 1])),
-                effective_dose_coeff_msv_per_gy_cm2=0.26,
-                effective_dose_reference="chest coefficient (Bath 2010); the CT's region may differ",
-                source=str(folder), patient_axes="LFP", body_part="CHEST", volume=vol,
+    b = vol.body_bounds_mm()
+    rec = {k: model.reconstruction[k] for k in ("method", "spacing_mm", "thickness_mm") if k in model.reconstruction}
+    rec = {"method": "fbp", "spacing_mm": 2.0, "thickness_mm": 2.0, **rec, "range_mm": [gap_mm + 5.0, top - 5.0]}
+    return Case(name=f"ct-{ct.patient_id or folder.name}".lower(), title=f"{view} volume DR simulated from CT "
+                f"({ct.description or folder.name}), {protocol} protocol", region=model.region, history="", teaching="",
+                primitives=(), findings=(), protocol=dict(model.protocol), reconstruction=rec,
+                field_mm=(min(float(b[1, 0] - b[0, 0]), model.field_mm[0]), min(float(b[1, 1] - b[0, 1]), model.field_mm[1])),
+                effective_dose_coeff_msv_per_gy_cm2=model.effective_dose_coeff_msv_per_gy_cm2,
+                effective_dose_reference=f"the {protocol} case's coefficient ({model.effective_dose_reference})",
+                source=str(folder), patient_axes=model.patient_axes, body_part=model.body_part, volume=vol,
                 notes=f"Simulated from the CT series in {folder} ({ct.hu.shape[0]} slices, "
-                      f"{ct.pixel_spacing_mm[0]:.2f} mm pixels).",
+                      f"{ct.pixel_spacing_mm[0]:.2f} mm pixels) at the protocol of the bundled case "
+                      f"'{protocol}' ({why}); contrast enhancement outside bone taken out.",
                 anatomy_source=f"CT: {ct.description or folder.name}" + (f", patient {ct.patient_id}" if ct.patient_id else ""))

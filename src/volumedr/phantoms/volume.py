@@ -163,8 +163,9 @@ def body_mask(hu_axial: np.ndarray) -> np.ndarray:
 
 def volume_from_axial_ct(hu_axial: np.ndarray, positions_mm: np.ndarray, orientation, pixel_spacing_mm, *,
                          voxel_mm: tuple[float, float, float] = (2.0, 2.0, 2.0), gap_mm: float = 15.0,
-                         effective_energy_kev: float = 70.0, description: str = "") -> VoxelVolume:
-    """Resample an axial CT into the volumedr frame for a PA exposure (patient axes LFP).
+                         effective_energy_kev: float = 70.0, description: str = "", view: str = "PA") -> VoxelVolume:
+    """Resample an axial CT into the volumedr frame for a PA exposure (patient axes LFP), or with
+    ``view="AP"`` for a supine AP one (patient axes RFA: the back ``gap_mm`` above the detector).
 
     hu_axial : (n_slices, rows, cols) HU, slices in any order
     positions_mm : (n_slices, 3) Image Position (Patient) of each slice
@@ -225,6 +226,10 @@ def volume_from_axial_ct(hu_axial: np.ndarray, positions_mm: np.ndarray, orienta
         rf = (rel @ col_dir) / pr
         coords = np.stack([np.broadcast_to(kf[:, None], (ny, nx)), rf, cf])
         out[iz] = ndimage.map_coordinates(hu, coords, order=1, mode="constant", cval=AIR_HU)
+    if view == "AP":  # +x to the patient's right, +z anterior: the PA grid mirrored in x and z
+        out = np.ascontiguousarray(out[::-1, :, ::-1])
+    elif view != "PA":
+        raise GeometryError(f"view must be 'PA' or 'AP', got {view!r}")
     return VoxelVolume(hu=out, spacing_mm=(float(vz), float(vy), float(vx)),
                        origin_mm=(float(x[0]), float(y[0]), float(z[0])),
                        effective_energy_kev=float(effective_energy_kev), description=description)
