@@ -5,7 +5,9 @@ removes the table and the contrast enhancement, resamples it to 2 mm voxels in v
 above the detector), stores HU as int16, and writes a case file with synthetic nodules (analytic spheres: a hybrid
 phantom) placed in aerated lung near the intended sites, by the rule each site names.  Run from the repository root:
 
-    .venv/bin/python tools/make_ct_case.py [CT_SERIES_DIR]
+    .venv/bin/python tools/make_ct_case.py [chest] [sinus]
+
+(``sinus``: a draft on the real head CT in ../shared/data/head-ct-cptac-lscc, not bundled: see build_sinus.)
 """
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ def rib_path_mm(vol, x, y, spine_mm=45.0):
     return float((col > 300).sum() * vol.spacing_mm[0])
 
 
-def best_site(vol, centre, radius_mm, rule="lung", search_mm=24.0, step=4.0):
+def best_site(vol, centre, radius_mm, rule="lung", search_mm=24.0, step=4.0, gap_mm=PLEURA_GAP_MM):
     """The point near ``centre`` that suits ``rule`` best (deterministic); returns (site, lung fraction)."""
     r = radius_mm + 4.0
     best, best_key = None, None
@@ -87,11 +89,11 @@ def best_site(vol, centre, radius_mm, rule="lung", search_mm=24.0, step=4.0):
                 if best_key is None or key > best_key:
                     best, best_key = (c, f), key
     site, f = best
-    if rule == "pleura":  # move back (towards +z, posterior) until the wall is PLEURA_GAP_MM from its surface
+    if rule == "pleura":  # move back (towards +z, posterior) until the wall is gap_mm from its surface
         X, Y, Z = vol.axis_mm("x"), vol.axis_mm("y"), vol.axis_mm("z")
         ix, iy = int(np.argmin(np.abs(X - site[0]))), int(np.argmin(np.abs(Y - site[1])))
         z = site[2]
-        while z < Z[-1] - radius_mm and vol.hu[int(np.argmin(np.abs(Z - (z + radius_mm + PLEURA_GAP_MM)))), iy, ix] < -300:
+        while z < Z[-1] - radius_mm and vol.hu[int(np.argmin(np.abs(Z - (z + radius_mm + gap_mm)))), iy, ix] < -300:
             z += 1.0
         site = (site[0], site[1], z)
         f = float((vol.hu[_box(vol, site, radius_mm)] < -700).mean())
@@ -108,7 +110,7 @@ def lung_width_mm(vol) -> float:
     return float(X[xs.max()] - X[xs.min()])
 
 
-def main(ct_dir=DEFAULT_CT):
+def build_chest(ct_dir=DEFAULT_CT):
     case = case_from_ct(ct_dir, voxel_mm=2.0, gap_mm=15.0, protocol="chest")  # PA; contrast taken out
     vol = case.volume
     hu = np.clip(np.round(vol.hu), -1024, 3071).astype(np.int16)
@@ -180,5 +182,126 @@ description = "CPTAC-PDA C3N-00249 chest CT, 102 slices of 3 mm, table removed, 
           f"{(ROOT / 'phantoms' / 'chest.npz').stat().st_size / 1e6:.1f} MB)")
 
 
+HEAD_CT = ROOT.parent / "shared" / "data" / "head-ct-cptac-lscc" / "series"
+HEAD_CITATION = ("National Cancer Institute Clinical Proteomic Tumor Analysis Consortium (CPTAC). The Clinical "
+                 "Proteomic Tumor Analysis Consortium Lung Squamous Cell Carcinoma Collection (CPTAC-LSCC). The "
+                 "Cancer Imaging Archive, 2018. https://doi.org/10.7937/K9/TCIA.2018.6EMUB5L2. Subject C3N-04457, "
+                 "licence CC BY 3.0. Clark K, et al. J Digit Imaging 2013;26(6):1045-1057.")
+SINUS_VOXEL_MM = 1.5  # the head is small: 1.5 mm keeps the thin sinus walls and the septa (3.2 MB)
+
+
+def antrum_site(vol, centre_mm, radius_mm):
+    """A cyst's site on the floor of the maxillary antrum nearest ``centre_mm``: the antrum is the air cell
+    (HU < -700 inside the head) that holds the voxel nearest the centre; in its plane of widest cross-
+    section the cyst sits at the cross-section's middle (x) on its floor (the lowest air, +y), touching it.
+    Returns (site, air fraction of the surroundings out to 2.5 radii in that plane)."""
+    from scipy import ndimage
+
+    X, Y, Z = vol.axis_mm("x"), vol.axis_mm("y"), vol.axis_mm("z")
+    body = vol.hu > -500
+    for j in range(body.shape[1]):  # the head's outline in each axial plane, its air cells inside
+        body[:, j] = ndimage.binary_fill_holes(body[:, j])
+    cells = (vol.hu < -700) & ndimage.binary_erosion(body, iterations=2)
+    lab, _ = ndimage.label(cells)
+    zz, yy, xx = np.nonzero(cells)
+    near = np.argmin((Z[zz] - centre_mm[2]) ** 2 + (Y[yy] - centre_mm[1]) ** 2 + (X[xx] - centre_mm[0]) ** 2)
+    antrum = lab == lab[zz[near], yy[near], xx[near]]
+    iz = int(np.argmax(antrum.sum(axis=(1, 2))))
+    ys, xs = np.nonzero(antrum[iz])
+    x = float(np.median(X[xs]))
+    ix = int(np.argmin(np.abs(X - x)))
+    floor = float(Y[np.nonzero(antrum[iz, :, ix])[0].max()] + vol.spacing_mm[1] / 2)
+    site = (x, floor - radius_mm - 0.5, float(Z[iz]))
+    dist = np.hypot(*np.meshgrid(Y - site[1], X - site[0], indexing="ij"))
+    ring = (dist >= 1.2 * radius_mm) & (dist <= 2.5 * radius_mm)
+    return site, float((vol.hu[iz][ring] < -700).mean())
+
+
+def build_sinus(ct_dir=HEAD_CT):
+    """A draft, not bundled: phantoms/sinus_ct.toml + head.npz, the real head CT, PA, with a retention cyst on
+    the floor of the left antrum.  It does not pass the evidence yet (volumedr.evidence, 2026-12-02): CNR
+    -0.65 on the film and -0.80 on the slice at its height; the cyst shows on its slice, but the blur of
+    the real skull base and petrous bone across the 2 mm slice is as bright as the cyst, so the sinus air
+    around it does not read as air (the analytic sinus, with a smooth skull, passes).  Earlier sites on the
+    posterior wall measured 0.42 and -0.40.  Write it with ``make_ct_case.py sinus`` to look at it; delete
+    both files afterwards."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from make_cases import KOYAMA, METTLER, header, protocol
+
+    case = case_from_ct(ct_dir, voxel_mm=SINUS_VOXEL_MM, gap_mm=5.0, protocol="sinus")  # PA: nose 5 mm from the cover
+    vol = case.volume
+    hu = np.clip(np.round(vol.hu), -1024, 3071).astype(np.int16)
+    np.savez_compressed(ROOT / "phantoms" / "head.npz", hu=hu, spacing_mm=np.array(vol.spacing_mm),
+                        origin_mm=np.array(vol.origin_mm))
+    d = 10.0
+    site, frac = antrum_site(vol, (50.0, 29.0, 57.0), d / 2)
+    if frac < 0.3:
+        raise SystemExit(f"cyst: no sinus air near the intended site (best {frac:.2f} at {site})")
+    site = tuple(round(float(v), 1) for v in site)
+    name = "mucous retention cyst, left maxillary sinus"
+    print(f"{name}: {site} (air {frac:.2f})")
+    b = vol.body_bounds_mm()
+    text = header(
+        "sinus_ct", "Paranasal sinuses PA (real anatomy): mucous retention cyst of the left maxillary sinus", "head",
+        "SINUS", "LFP", "seated, erect, PA (forehead and nose on the detector), orbitomeatal line perpendicular",
+        (200.0, 220.0), 0.03, "approximate E/KAP for PA skull/sinus projections",
+        """
+63-year-old with recurrent left cheek pressure and nasal blockage. Sinus film: 'left maxillary
+antrum obscured by the petrous ridge; cannot exclude mucosal disease'. Volume DR requested in place
+of a sinus CT.
+""",
+        """
+Findings: a 10 mm dome-shaped mucous retention cyst on the floor of the left maxillary sinus.
+Why volume DR helps: on a PA film at 0 degrees the dense petrous ridges and the skull base project
+over the lower maxillary antra, hiding their floors. The ridges lie far behind the sinus, so on the
+slice at the sinus' depth they blur away and the rounded soft-tissue cyst stands out against the
+sinus air (published: sinus tomosynthesis 48 uSv vs 29 uSv for radiographs and 980 uSv for CT;
+field notes).
+Pitfalls: a retention cyst is usually incidental; an air-fluid level (flat, gravity-dependent, erect
+only) means acute sinusitis instead. The zygoma, the turbinates and the real mucosa cross the antrum
+on some slices; the anatomy is real, so there is real mucosal thickening that is not a marked finding.
+Compared with CT: CT shows the ostiomeatal units, which volume DR cannot; for a cyst or fluid level the
+slices suffice.
+""").replace('effective_dose_reference = "approximate E/KAP for PA skull/sinus projections"\n',
+             'effective_dose_reference = "approximate E/KAP for PA skull/sinus projections"\n'
+             f'notes = "Anatomy from a real CT: {HEAD_CITATION} The head CT was contrast-enhanced; the enhancement '
+             'outside bone is taken out. The cyst is synthetic (an analytic sphere in the real sinus air)."\n'
+             'anatomy_source = "CT: TCIA CPTAC-LSCC, subject C3N-04457"\n')
+    text = text.replace("# Generated by tools/make_cases.py", "# Generated by tools/make_ct_case.py")
+    text += protocol(angle=30.0, n=60, sid=1000.0, pivot=60.0, kvp=75.0, filt="2.5Al", sweep_mas=48.0, film_mas=30.0,
+                     rng=(10.0, float(10 * np.floor((b[1, 2] - 5) / 10))), spacing=2.0,
+                     dose=((0.029, 0.1), (0.048, 0.07),
+                           f"film: ../shared/FIELD-NOTES.md (sinus radiographs 29 uSv); {METTLER} (skull 0.1); "
+                           f"sweep: FIELD-NOTES (sinus tomosynthesis 48 uSv); {KOYAMA} (head 0.07 mSv)"))
+    text += f'''[volume]
+file = "head.npz"
+effective_energy_kev = {vol.effective_energy_kev:.1f}
+description = "CPTAC-LSCC C3N-04457 head CT, 85 slices of 3 mm, contrast taken out, {SINUS_VOXEL_MM} mm voxels"
+
+[[object]]
+type = "sphere"
+label = "retention cyst"
+material = "soft_tissue"
+centre_mm = [{site[0]}, {site[1]}, {site[2]}]
+diameter_mm = {d}
+finding = "{name}"
+
+[[finding]]
+name = "{name}"
+centre_mm = [{site[0]}, {site[1]}, {site[2]}]
+size_mm = {d}
+occult_on_plain_film = true
+contrast = "dense"
+description = "10 mm dome-shaped soft-tissue cyst on the floor of the left maxillary antrum"
+code = ""
+'''
+    (ROOT / "phantoms" / "sinus_ct.toml").write_text(text, encoding="utf-8")
+    print(f"wrote phantoms/sinus_ct.toml and head.npz ({hu.shape}, {(ROOT / 'phantoms' / 'head.npz').stat().st_size / 1e6:.1f} MB)")
+
+
+BUILDERS = {"chest": build_chest}
+DRAFTS = {"sinus": build_sinus}  # not bundled: see its docstring
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CT)
+    for name in sys.argv[1:] or BUILDERS:
+        {**BUILDERS, **DRAFTS}[name]()
