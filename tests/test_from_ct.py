@@ -55,7 +55,7 @@ def test_plane_projector_matches_numpy_reference(fill):
     heights = np.linspace(20, 60, 5)
     a_col, b_col, a_row, b_row = (c[:, 0, 1].copy() for c in plane_coefficients(g, grid, heights[:, None]))
     out = np.empty((2, 37, 45), np.float32)
-    spans = np.empty((5, 40, 2), np.int32)
+    spans = np.empty((2, 5, 40, 2), np.int32)
     K.nonzero_spans(vols, spans)
     K.project_planes(vols, a_col, b_col, a_row, b_row, out, spans)
     r, c = np.meshgrid(np.arange(37), np.arange(45), indexing="ij")

@@ -53,7 +53,7 @@ def test_occupancy_conserves_the_objects_volume_and_the_ct_pane_shows_them():
     vol = water_block(vox=1.5)
     r = 7.0
     ball = sphere((3.3, 1.1, 47.7), r, "cortical_bone")
-    occ, hu_obj, block = analytic_occupancy(vol, pack([ball]))
+    [(block, occ, hu_obj)] = analytic_occupancy(vol, pack([ball]))
     assert occ.sum() * 1.5 ** 3 == pytest.approx(4 / 3 * np.pi * r ** 3, rel=0.02)
     mu_w, mu_b = mu_table(["water", "cortical_bone"], [E])[:, 0]
     hu_b = 1000 * (mu_b - mu_w) / mu_w
@@ -67,6 +67,12 @@ def test_occupancy_conserves_the_objects_volume_and_the_ct_pane_shows_them():
     gas = sphere((3.3, 1.1, 47.7), 3.0, "air")
     hu2 = hybrid_hu(vol, (ball, gas))
     assert hu2[c] == pytest.approx(-1000.0, abs=2.0)  # air: 1.2 mg/cm3
+    # objects far apart: each is painted in its own box, and the voxels between them are untouched
+    far = sphere((-40.0, -40.0, 30.0), 4.0, "cortical_bone")
+    blocks = analytic_occupancy(vol, pack([ball, far]))
+    assert len(blocks) == 2 and all(b[1].size < 20 ** 3 for b in blocks)
+    hu3 = hybrid_hu(vol, (ball, far))
+    assert np.array_equal(hu3 != 0, (hu != 0) | (hybrid_hu(vol, (far,)) != 0))
 
 
 def test_a_hybrid_case_file_loads_projects_and_shows_in_the_ct_pane(tmp_path):

@@ -1,12 +1,40 @@
 """Run a job generator in a worker thread: progress, partial results, cancel, errors."""
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import traceback
 
 from PySide6 import QtCore
 
 from ..errors import Cancelled, VolumedrError
 from ..progress import CancelToken, Progress
+
+
+BACKGROUND_NICE = 5  # the jobs' threads yield the CPU to the window's (weight about 1:3 on Linux)
+
+
+def background_priority() -> None:
+    """Put every thread of the process but the window's (the main thread) at nice ``BACKGROUND_NICE``:
+    the job threads and the numba pool they start (a new thread inherits its creator's nice value), so
+    on a 2-core machine the kernels' threads never keep the window from answering.  Linux only; raising
+    a nice value needs no privilege, and a thread already lower is left alone."""
+    if not sys.platform.startswith("linux"):
+        return
+    main = threading.main_thread().native_id
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return
+    for tid in tids:
+        if tid == main:
+            continue
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < BACKGROUND_NICE:
+                os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
+        except OSError:  # the thread ended meanwhile, or a policy forbids it
+            pass
 
 
 class GeneratorWorker(QtCore.QObject):
@@ -43,6 +71,7 @@ class GeneratorWorker(QtCore.QObject):
 
     @QtCore.Slot()
     def run(self) -> None:
+        background_priority()
         try:
             gen = self.make_job()
             while True:

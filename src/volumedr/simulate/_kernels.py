@@ -232,26 +232,25 @@ def _bilinear(vol, m, s, j0, wj, k0, wk, ny, nx):
 
 @njit(cache=True, nogil=True)
 def nonzero_spans(vols, spans):
-    """First and last column (k) of each plane row that holds anything in any material: spans (S, ny, 2)
-    int32, (nx, -1) for an empty row.  Lets :func:`project_planes` skip the air around the body."""
+    """First and last column (k) of each plane row that holds anything, per material: spans (M, S, ny, 2)
+    int32, (nx, -1) for an empty row.  Lets :func:`project_planes` skip the air around the body, and the
+    bone fraction wherever a row holds no bone."""
     M, S, ny, nx = vols.shape
-    for s in range(S):
-        for j in range(ny):
-            lo = nx
-            hi = -1
-            for m in range(M):
+    for m in range(M):
+        for s in range(S):
+            for j in range(ny):
+                lo = nx
+                hi = -1
                 for k in range(nx):
                     if vols[m, s, j, k] != 0.0:
-                        if k < lo:
-                            lo = k
+                        lo = k
                         break
                 for k in range(nx - 1, -1, -1):
                     if vols[m, s, j, k] != 0.0:
-                        if k > hi:
-                            hi = k
+                        hi = k
                         break
-            spans[s, j, 0] = lo
-            spans[s, j, 1] = hi
+                spans[m, s, j, 0] = lo
+                spans[m, s, j, 1] = hi
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
@@ -263,10 +262,10 @@ def project_planes(vols, a_col, b_col, a_row, b_row, out, spans):
     plane s at j = (r - b_row[s]) / a_row[s], k = (c - b_col[s]) / a_col[s],
     interpolated bilinearly (zero outside).  out[m, r, c] = sum_s vols[m, s](j, k).
     vols (M, S, ny, nx) f32; a_*, b_* (S,) f64; out (M, R, C) f32, overwritten;
-    spans (S, ny, 2) int32 from :func:`nonzero_spans`: only the columns whose
-    samples can touch a non-zero voxel are visited (the result is the same).
-    The column positions are the same for every detector row, so they are
-    tabulated once per plane.
+    spans (M, S, ny, 2) int32 from :func:`nonzero_spans`: for each material only
+    the columns whose samples can touch one of its non-zero voxels are visited
+    (the result is the same).  The column positions are the same for every
+    detector row, so they are tabulated once per plane.
     """
     M, S, ny, nx = vols.shape
     R = out.shape[1]
@@ -292,26 +291,25 @@ def project_planes(vols, a_col, b_col, a_row, b_row, out, spans):
             fb = wj if j0 + 1 <= ny - 1 else 0.0
             ja = j0 if j0 >= 0 else 0
             jb = j0 + 1 if j0 + 1 <= ny - 1 else ny - 1
-            klo = min(spans[s, ja, 0] if fa != 0.0 else nx, spans[s, jb, 0] if fb != 0.0 else nx)
-            khi = max(spans[s, ja, 1] if fa != 0.0 else -1, spans[s, jb, 1] if fb != 0.0 else -1)
-            if khi < klo:
-                continue
-            # columns whose k0 lies in [klo - 1, khi]: the samples that can touch the non-zero voxels
-            e0 = a_col[s] * (klo - 1) + b_col[s]
-            e1 = a_col[s] * (khi + 1) + b_col[s]
-            c0 = max(0, int(math.floor(min(e0, e1))) - 1)
-            c1 = min(C - 1, int(math.ceil(max(e0, e1))) + 1)
-            for c in range(c0, c1 + 1):
-                k0 = k0s[s, c]
-                if k0 < -1 or k0 > nx - 1:
+            for m in range(M):
+                klo = min(spans[m, s, ja, 0] if fa != 0.0 else nx, spans[m, s, jb, 0] if fb != 0.0 else nx)
+                khi = max(spans[m, s, ja, 1] if fa != 0.0 else -1, spans[m, s, jb, 1] if fb != 0.0 else -1)
+                if khi < klo:
                     continue
-                wk = wks[s, c]
-                if k0 >= 0 and k0 <= nx - 2:
-                    for m in range(M):
+                # columns whose k0 lies in [klo - 1, khi]: the samples that can touch the non-zero voxels
+                e0 = a_col[s] * (klo - 1) + b_col[s]
+                e1 = a_col[s] * (khi + 1) + b_col[s]
+                c0 = max(0, int(math.floor(min(e0, e1))) - 1)
+                c1 = min(C - 1, int(math.ceil(max(e0, e1))) + 1)
+                for c in range(c0, c1 + 1):
+                    k0 = k0s[s, c]
+                    if k0 < -1 or k0 > nx - 1:
+                        continue
+                    wk = wks[s, c]
+                    if k0 >= 0 and k0 <= nx - 2:
                         acc[m, c] += (fa * ((1.0 - wk) * vols[m, s, ja, k0] + wk * vols[m, s, ja, k0 + 1])
                                       + fb * ((1.0 - wk) * vols[m, s, jb, k0] + wk * vols[m, s, jb, k0 + 1]))
-                else:
-                    for m in range(M):
+                    else:
                         acc[m, c] += _bilinear(vols, m, s, j0, wj, k0, wk, ny, nx)
         for m in range(M):
             for c in range(C):

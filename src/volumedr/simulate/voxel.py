@@ -38,61 +38,73 @@ SUPERSAMPLE = 3  # sub-samples per voxel edge for the part of a voxel an analyti
 _FRACTIONS: dict = {}  # (id(volume), id(objects)) -> (volume, objects, fractions): the last few projected
 
 
+def _object_blocks(volume: VoxelVolume, packed: PackedPrimitives) -> list:
+    """The voxel boxes (z, y, x slices) around each analytic object that overlaps the volume."""
+    blocks = []
+    for lo, hi in packed.bounds_mm:
+        sl = []
+        for i, ax in enumerate("xyz"):
+            a = volume.axis_mm(ax)
+            half = volume.spacing_mm[2 - i] / 2
+            k = np.nonzero((a + half >= lo[i]) & (a - half <= hi[i]))[0]
+            if k.size == 0:
+                break
+            sl.append(slice(int(k[0]), int(k[-1]) + 1))
+        else:
+            blocks.append((sl[2], sl[1], sl[0]))
+    return blocks
+
+
 def analytic_occupancy(volume: VoxelVolume, packed: PackedPrimitives, *, supersample: int = SUPERSAMPLE):
     """The part of each voxel that analytic objects occupy, and the HU they bring.
 
-    Returns ``(occupancy, hu_objects, block)``: ``block`` is a tuple of slices (z, y, x) of the volume
-    (the voxels around the objects), or None when no object overlaps the volume; ``occupancy`` (float32,
-    over the block) is the fraction of each voxel's sub-samples inside any object, ``hu_objects`` the
-    mean over the voxel's sub-samples of the HU of the object that owns each (0 where none does; painter's
-    order among the objects), at the volume's effective energy.
+    Returns a list of ``(block, occupancy, hu_objects)``, one per object that overlaps the volume:
+    ``block`` is a tuple of slices (z, y, x) of the volume (the voxels around that object),
+    ``occupancy`` (float32, over the block) the fraction of each voxel's sub-samples inside any object,
+    ``hu_objects`` the mean over the voxel's sub-samples of the HU of the object that owns each (0 where
+    none does; painter's order among all the objects), at the volume's effective energy.  Where blocks
+    overlap they agree (each is computed with every object), so a caller may assign them in any order.
+    Objects far apart (nodules across both lungs) cost only their own boxes.
     """
     if len(packed.kinds) == 0:
-        return None, None, None
-    lo = packed.bounds_mm[:, 0].min(axis=0)
-    hi = packed.bounds_mm[:, 1].max(axis=0)
-    sl = []
-    for i, ax in enumerate("xyz"):
-        a = volume.axis_mm(ax)
-        half = volume.spacing_mm[2 - i] / 2
-        k = np.nonzero((a + half >= lo[i]) & (a - half <= hi[i]))[0]
-        if k.size == 0:
-            return None, None, None
-        sl.append(slice(int(k[0]), int(k[-1]) + 1))
-    block = (sl[2], sl[1], sl[0])
-    nz, ny, nx = (s.stop - s.start for s in block)
-    check_fits(nz * ny * nx * 8, f"the analytic objects' part of {nz} x {ny} x {nx} voxels")
+        return []
     names = list(packed.material_names) + ["water"]
     mu = mu_table(names, [volume.effective_energy_kev])[:, 0]
     hu_of_material = 1000.0 * (mu[:-1] - mu[-1]) / mu[-1]
     hu_by_label = np.append(hu_of_material[packed.material_index], 0.0).astype(np.float32)  # label -1 -> 0
     sp = np.array([volume.spacing_mm[2], volume.spacing_mm[1], volume.spacing_mm[0]])  # (x, y, z)
     sub = sp / supersample
-    corner = np.array([volume.axis_mm(ax)[s.start] for ax, s in zip("xyz", sl)]) - sp / 2 + sub / 2
-    occ = np.empty((nz, ny, nx), np.float32)
-    hu = np.empty((nz, ny, nx), np.float32)
     n3 = supersample ** 3
-    chunk = max(1, min(nz, (1 << 23) // max(1, ny * nx * n3)))  # at most 32 MB of labels at a time
-    for z0 in range(0, nz, chunk):
-        z1 = min(nz, z0 + chunk)
-        shape = np.array([(z1 - z0) * supersample, ny * supersample, nx * supersample], np.int64)
-        labels = np.full(tuple(shape), -1, np.int32)
-        org = corner.copy()
-        org[2] += z0 * sp[2]
-        K.label_volume(packed.kinds, packed.world_to_unit, packed.centres_mm, packed.bounds_mm, org, sub, shape, labels)
-        r = labels.reshape(z1 - z0, supersample, ny, supersample, nx, supersample)
-        occ[z0:z1] = (r >= 0).sum(axis=(1, 3, 5), dtype=np.int32) / np.float32(n3)
-        hu[z0:z1] = hu_by_label[r].sum(axis=(1, 3, 5), dtype=np.float32) / np.float32(n3)
-    return occ, hu, block
+    out = []
+    for block in _object_blocks(volume, packed):
+        nz, ny, nx = (s.stop - s.start for s in block)
+        check_fits(nz * ny * nx * 8, f"the analytic objects' part of {nz} x {ny} x {nx} voxels")
+        corner = np.array([volume.axis_mm(ax)[s.start] for ax, s in zip("xyz", block[::-1])]) - sp / 2 + sub / 2
+        occ = np.empty((nz, ny, nx), np.float32)
+        hu = np.empty((nz, ny, nx), np.float32)
+        chunk = max(1, min(nz, (1 << 23) // max(1, ny * nx * n3)))  # at most 32 MB of labels at a time
+        for z0 in range(0, nz, chunk):
+            z1 = min(nz, z0 + chunk)
+            shape = np.array([(z1 - z0) * supersample, ny * supersample, nx * supersample], np.int64)
+            labels = np.full(tuple(shape), -1, np.int32)
+            org = corner.copy()
+            org[2] += z0 * sp[2]
+            K.label_volume(packed.kinds, packed.world_to_unit, packed.centres_mm, packed.bounds_mm, org, sub, shape,
+                           labels)
+            r = labels.reshape(z1 - z0, supersample, ny, supersample, nx, supersample)
+            occ[z0:z1] = (r >= 0).sum(axis=(1, 3, 5), dtype=np.int32) / np.float32(n3)
+            hu[z0:z1] = hu_by_label[r].sum(axis=(1, 3, 5), dtype=np.float32) / np.float32(n3)
+        out.append((block, occ, hu))
+    return out
 
 
 def hybrid_hu(volume: VoxelVolume, primitives) -> np.ndarray:
     """The volume's HU with the analytic objects painted in, with partial volume at their edges (the CT
     pane of a hybrid case)."""
-    hu = np.array(volume.hu, np.float32)
-    occ, hu_obj, block = analytic_occupancy(volume, pack(list(primitives)))
-    if block is not None:
-        hu[block] = hu[block] * (1.0 - occ) + hu_obj
+    base = np.asarray(volume.hu, np.float32)
+    hu = np.array(base)
+    for block, occ, hu_obj in analytic_occupancy(volume, pack(list(primitives))):
+        hu[block] = base[block] * (1.0 - occ) + hu_obj
     return hu
 
 
@@ -107,9 +119,9 @@ def _fractions(volume: VoxelVolume, primitives=()) -> np.ndarray:
     w, b = material_fractions(volume.hu, volume.effective_energy_kev)
     fr = np.ascontiguousarray(np.stack([w, b]))
     if len(primitives):
-        occ, _, block = analytic_occupancy(volume, pack(list(primitives)))
-        if block is not None:
-            fr[(slice(None),) + block] *= (1.0 - occ)[None]
+        base = fr.copy() if len(primitives) > 1 else fr  # overlapping blocks: each scales the voxels once
+        for block, occ, _ in analytic_occupancy(volume, pack(list(primitives))):
+            fr[(slice(None),) + block] = base[(slice(None),) + block] * (1.0 - occ)[None]
     while len(_FRACTIONS) >= 3:
         _FRACTIONS.pop(next(iter(_FRACTIONS)))
     _FRACTIONS[key] = (volume, primitives, fr)
@@ -125,7 +137,7 @@ class VoxelLengths:
         """``exclude``: the analytic primitives (a tuple) whose space the voxels give up (a hybrid case)."""
         self.volume = volume
         self.fractions = _fractions(volume, exclude)  # (2, nz, ny, nx)
-        self.spans = np.empty(self.fractions.shape[1:3] + (2,), np.int32)  # each plane row's non-zero columns
+        self.spans = np.empty(self.fractions.shape[:3] + (2,), np.int32)  # each plane row's non-zero columns
         K.nonzero_spans(self.fractions, self.spans)
         dz, dy, dx = volume.spacing_mm
         self.grid = SliceGrid((volume.hu.shape[1], volume.hu.shape[2]), (dy, dx), volume.origin_mm[:2])
