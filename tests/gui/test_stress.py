@@ -74,26 +74,7 @@ def pump(qapp, seconds):
         time.sleep(0.001)
 
 
-CHILD = "VOLUMEDR_STRESS_CHILD"
-
-
 def test_rapid_acquire_reconstruct_cancel_and_case_changes(qapp, monkeypatch):
-    """Run in a fresh interpreter, as a user starts the window: in the suite's own process the windows,
-    readers and job threads of the GUI tests before it share its GIL and threads (measured there on the
-    real-anatomy chest: gaps of 111-123 ms; alone: under 100 ms, three runs in a row)."""
-    if os.environ.get(CHILD) == "1":
-        return _stress(qapp, monkeypatch)
-    import subprocess
-    import sys
-
-    env = dict(os.environ, **{CHILD: "1"})
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow",
-                        f"{__file__}::test_rapid_acquire_reconstruct_cancel_and_case_changes"],
-                       env=env, capture_output=True, text=True, timeout=900, cwd=os.path.dirname(__file__))
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-
-
-def _stress(qapp, monkeypatch):
     win = MainWindow(case=CASE, detector_label=QUICK)
     win.show()
     errors = []
