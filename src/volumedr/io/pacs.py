@@ -122,6 +122,11 @@ def _associate(peer: Peer, contexts, timeout_s: float):
         kw["tls_args"] = (ctx, peer.host)
     try:
         assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, **kw)
+        if assoc.is_aborted and peer.tls is None:
+            # A peer that rejects the association sends A-ASSOCIATE-RJ and closes at once; on a loaded
+            # machine pynetdicom can see the close before it reads the rejection and reports an abort
+            # (seen once in CI against Orthanc).  Ask once more before telling the user why.
+            assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, **kw)
     except Exception as exc:  # bad host name and the like
         if peer.tls is not None:
             _diagnose_tls(peer, ctx, timeout_s)
