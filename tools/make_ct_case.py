@@ -299,8 +299,136 @@ code = ""
     print(f"wrote phantoms/sinus_ct.toml and head.npz ({hu.shape}, {(ROOT / 'phantoms' / 'head.npz').stat().st_size / 1e6:.1f} MB)")
 
 
+ABDOMEN_CT = ROOT.parent / "shared" / "data" / "abdomen-pelvis-ct-tcga-ov" / "series"
+ABDOMEN_CITATION = ("Holback C, Jarosz R, Prior F, et al. The Cancer Genome Atlas Ovarian Cancer Collection "
+                    "(TCGA-OV). The Cancer Imaging Archive, 2016. https://doi.org/10.7937/K9/TCIA.2016.NDO1MDFQ. "
+                    "Subject TCGA-09-2043, licence CC BY 3.0. Clark K, et al. The Cancer Imaging Archive (TCIA): "
+                    "maintaining and operating a public information repository. J Digit Imaging 2013;26(6):1045-1057.")
+#: The renal pelvis of the left kidney, read off the AP volume's axial planes (x = the patient's right, so the left
+#: kidney is at x < 0): its hilum opens medially at y -58..-46 mm, 125-135 mm above the detector; the bowel in
+#: front of it (jejunal loops and the splenic flexure) holds 10-14 mm of gas on the AP rays through it.
+KUB_STONE_CENTRE = (-45.0, -52.0, 128.0)
+
+
+def in_body_gas(vol):
+    """Gas inside the body (HU < -400 not connected to the air around it): bowel gas and the lung bases."""
+    from scipy import ndimage
+    lab, _ = ndimage.label(vol.hu < -400)
+    edge = np.unique(np.concatenate([lab[[0, -1]].ravel(), lab[:, [0, -1]].ravel(), lab[:, :, [0, -1]].ravel()]))
+    return (lab > 0) & ~np.isin(lab, edge)
+
+
+def pelvis_site(vol, centre, radius_mm, search_mm=8.0, step=2.0):
+    """A stone's site in the renal pelvis near ``centre``: of the points within ``search_mm`` whose
+    surroundings (a box 1.5 radii across) read as the renal sinus (unenhanced fat and urine, mean below
+    40 HU), the one with the most bowel gas in front of it (along +z, within 3 mm of its AP ray), nearest
+    the centre on ties.  Returns (site, mm of gas in front, mean HU around it)."""
+    gas = in_body_gas(vol)
+    X, Y, Z = vol.axis_mm("x"), vol.axis_mm("y"), vol.axis_mm("z")
+    offs = np.arange(-search_mm, search_mm + 1e-9, step)
+    best, best_key = None, None
+    for dx in offs:
+        for dy in offs:
+            for dz in offs:
+                c = (centre[0] + dx, centre[1] + dy, centre[2] + dz)
+                around = float(vol.hu[_box(vol, c, 1.5 * radius_mm)].mean())
+                if around >= 40.0:
+                    continue
+                cols = gas[np.ix_(Z > c[2] + radius_mm, np.abs(Y - c[1]) <= 3.0, np.abs(X - c[0]) <= 3.0)]
+                g = float(cols.sum(axis=0).mean() * vol.spacing_mm[0])
+                key = (round(g, 6), -float(np.hypot(np.hypot(dx, dy), dz)))
+                if best_key is None or key > best_key:
+                    best, best_key = (c, g, around), key
+    if best is None:
+        raise SystemExit(f"no renal sinus (mean HU < 40) within {search_mm} mm of {centre}")
+    return best
+
+
+def build_kub(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
+    """A draft, not bundled (it would replace the analytic kub): phantoms/kub.toml + abdomen.npz, the real
+    abdomen-pelvis CT, AP supine, with a calcium-oxalate stone in the left renal pelvis behind real bowel gas.
+    Measured (volumedr.evidence, 2026-12-02; no scatter, as every case): 6 mm stone film CNR 3.65, slice 5.98 -
+    the film shows it.  Other sites (one case, one simulation): right lower pole 11.8 / 12.6, right pelvis
+    11.1 / 8.7, left lower pole 10.4 / 7.3, left upper pole behind gas 3.4 / 7.9 (4 mm: 3.7 / 7.3; 5 mm:
+    3.5 / 7.0), proximal ureters 6.1-6.7 / 6.1-7.5.  The stones pass the slice-vs-film ratio at the gas
+    sites but read on the film (CNR > 3), so the case cannot honestly call them occult yet: the CT has
+    little stool or gas in front of the kidneys, and the simulator has no scatter (a 390 mm abdomen's
+    scatter would halve the film's contrast).  Next: a scatter fraction per protocol, then re-measure."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from make_cases import KUB_DOSE, header, protocol
+
+    case = case_from_ct(ct_dir, voxel_mm=2.0, gap_mm=15.0, protocol="kub")  # AP supine: the back 15 mm up
+    vol = case.volume
+    hu = np.clip(np.round(vol.hu), -1024, 3071).astype(np.int16)
+    np.savez_compressed(out / "abdomen.npz", hu=hu, spacing_mm=np.array(vol.spacing_mm),
+                        origin_mm=np.array(vol.origin_mm))
+    d = 6.0
+    site, g, around = pelvis_site(vol, KUB_STONE_CENTRE, d / 2)
+    if g < 6.0:
+        raise SystemExit(f"stone: only {g:.0f} mm of bowel gas in front of {site}")
+    site = tuple(round(float(v), 1) for v in site)
+    name = "left renal pelvic stone"
+    print(f"{name}: {site} ({g:.0f} mm of gas in front, {around:.0f} HU around)")
+    text = header(
+        "kub", "Abdomen (KUB, real anatomy): left renal stone hidden by bowel gas", "abdomen", "ABDOMEN", "RFA",
+        "supine, AP, on the table", (350.0, 420.0), 0.2,
+        "approximate E/KAP for AP abdomen; film checked against Mettler FA, Huda W, Yoshizumi TT, Mahesh M. "
+        "Effective doses in radiology and diagnostic nuclear medicine: a catalog. Radiology 2008;248:254-263 "
+        "(abdomen 0.7 mSv)",
+        """
+69-year-old woman with left loin pain radiating to the groin and microscopic haematuria; a large
+pelvic mass is known (under oncology follow-up). KUB film: 'no definite calculus; overlying bowel
+gas'. Volume DR requested as a low-dose alternative to a stone CT.
+""",
+        """
+Findings: a 6 mm calcium-oxalate stone in the left renal pelvis, hidden on the film by the gas in the
+jejunal loops and the splenic flexure in front of the kidney. Incidental and real: a very large
+cystic pelvic mass rising into the mid abdomen (the patient's ovarian tumour), which pushes the bowel
+up and to the sides.
+Why volume DR helps: the bowel lies anterior to the kidney, so on the slice at the kidney's depth the
+gas pattern blurs away and the stone stands out (published: 75 % sensitivity for ureteric stones vs
+39 % for ultrasound; KUB tomosynthesis 0.83 mSv vs 0.63 mSv for the film and about 3 mSv for stone
+CT).
+Pitfalls: vascular calcifications and phleboliths mimic stones; follow the ureter's course. Stones
+smaller than the slice thickness fade quickly out of focus. The anatomy is real, so real bowel content
+and vessels cross the kidneys on some slices.
+Compared with CT: low-dose CT remains the reference; volume DR is good for follow-up of known stones.
+""").replace("# Generated by tools/make_cases.py", "# Generated by tools/make_ct_case.py")
+    text = text.replace(
+        "\nhistory = ", f'\nnotes = "Anatomy from a real CT: {ABDOMEN_CITATION} The CT (lung bases to the '
+        "proximal femora, 3 mm slices) was contrast-enhanced; the enhancement outside bone is taken out. "
+        'The stone is synthetic (an analytic sphere in the real renal pelvis)."\n'
+        'anatomy_source = "CT: TCIA TCGA-OV, subject TCGA-09-2043"\nhistory = ', 1)
+    text += protocol(angle=30.0, n=60, sid=1100.0, pivot=round(site[2] / 10) * 10.0, kvp=80.0, filt="2.5Al",
+                     sweep_mas=52.0, film_mas=40.0, rng=(20.0, 260.0), spacing=2.0, dose=KUB_DOSE)
+    text += f'''[volume]
+file = "abdomen.npz"
+effective_energy_kev = {vol.effective_energy_kev:.1f}
+description = "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 160 slices of 3 mm, table removed, contrast taken out, 2 mm voxels"
+
+[[object]]
+type = "sphere"
+label = "renal stone"
+material = "calcium_oxalate"
+centre_mm = [{site[0]}, {site[1]}, {site[2]}]
+diameter_mm = {d}
+finding = "{name}"
+
+[[finding]]
+name = "{name}"
+centre_mm = [{site[0]}, {site[1]}, {site[2]}]
+size_mm = {d}
+occult_on_plain_film = true
+contrast = "dense"
+description = "6 mm calcium oxalate stone in the left renal pelvis, behind jejunal and colonic gas"
+code = "SCT:95570007"
+'''
+    (out / "kub.toml").write_text(text, encoding="utf-8")
+    print(f"wrote {out / 'kub.toml'} and abdomen.npz ({hu.shape}, {(out / 'abdomen.npz').stat().st_size / 1e6:.1f} MB)")
+
+
 BUILDERS = {"chest": build_chest}
-DRAFTS = {"sinus": build_sinus}  # not bundled: see its docstring
+DRAFTS = {"sinus": build_sinus, "kub": build_kub}  # not bundled: see their docstrings
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or BUILDERS:
