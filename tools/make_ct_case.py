@@ -100,12 +100,17 @@ def best_site(vol, centre, radius_mm, rule="lung", search_mm=24.0, step=4.0, gap
     return site, f
 
 
-def lung_width_mm(vol) -> float:
-    """Width (x) of the aerated lungs: air inside the body, not connected to the air around it."""
+def in_body_gas(vol):
+    """Gas inside the body (HU < -400 not connected to the air around it): bowel gas and the lung bases."""
     from scipy import ndimage
     lab, _ = ndimage.label(vol.hu < -400)
     edge = np.unique(np.concatenate([lab[[0, -1]].ravel(), lab[:, [0, -1]].ravel(), lab[:, :, [0, -1]].ravel()]))
-    xs = np.nonzero((lab > 0) & ~np.isin(lab, edge))[2]
+    return (lab > 0) & ~np.isin(lab, edge)
+
+
+def lung_width_mm(vol) -> float:
+    """Width (x) of the aerated lungs: air inside the body, not connected to the air around it."""
+    xs = np.nonzero(in_body_gas(vol))[2]
     X = vol.axis_mm("x")
     return float(X[xs.max()] - X[xs.min()])
 
@@ -217,6 +222,28 @@ def antrum_site(vol, centre_mm, radius_mm):
     return site, float((vol.hu[iz][ring] < -700).mean())
 
 
+def sphere_finding_toml(label, material, site, d, name, description, code) -> str:
+    """The TOML of an analytic sphere and the occult finding it makes (the drafts' single finding)."""
+    return f'''
+[[object]]
+type = "sphere"
+label = "{label}"
+material = "{material}"
+centre_mm = [{site[0]}, {site[1]}, {site[2]}]
+diameter_mm = {d}
+finding = "{name}"
+
+[[finding]]
+name = "{name}"
+centre_mm = [{site[0]}, {site[1]}, {site[2]}]
+size_mm = {d}
+occult_on_plain_film = true
+contrast = "dense"
+description = "{description}"
+code = "{code}"
+'''
+
+
 def build_sinus(ct_dir=HEAD_CT):
     """A draft, not bundled: phantoms/sinus_ct.toml + head.npz, the real head CT, PA, with a retention cyst on
     the floor of the left antrum.  It does not pass the evidence yet (volumedr.evidence, 2026-12-02): CNR
@@ -277,24 +304,8 @@ slices suffice.
 file = "head.npz"
 effective_energy_kev = {vol.effective_energy_kev:.1f}
 description = "CPTAC-LSCC C3N-04457 head CT, 85 slices of 3 mm, contrast taken out, {SINUS_VOXEL_MM} mm voxels"
-
-[[object]]
-type = "sphere"
-label = "retention cyst"
-material = "soft_tissue"
-centre_mm = [{site[0]}, {site[1]}, {site[2]}]
-diameter_mm = {d}
-finding = "{name}"
-
-[[finding]]
-name = "{name}"
-centre_mm = [{site[0]}, {site[1]}, {site[2]}]
-size_mm = {d}
-occult_on_plain_film = true
-contrast = "dense"
-description = "10 mm dome-shaped soft-tissue cyst on the floor of the left maxillary antrum"
-code = ""
-'''
+''' + sphere_finding_toml("retention cyst", "soft_tissue", site, d, name,
+                             "10 mm dome-shaped soft-tissue cyst on the floor of the left maxillary antrum", "")
     (ROOT / "phantoms" / "sinus_ct.toml").write_text(text, encoding="utf-8")
     print(f"wrote phantoms/sinus_ct.toml and head.npz ({hu.shape}, {(ROOT / 'phantoms' / 'head.npz').stat().st_size / 1e6:.1f} MB)")
 
@@ -308,14 +319,6 @@ ABDOMEN_CITATION = ("Holback C, Jarosz R, Prior F, et al. The Cancer Genome Atla
 #: kidney is at x < 0): its hilum opens medially at y -58..-46 mm, 125-135 mm above the detector; the bowel in
 #: front of it (jejunal loops and the splenic flexure) holds 10-14 mm of gas on the AP rays through it.
 KUB_STONE_CENTRE = (-45.0, -52.0, 128.0)
-
-
-def in_body_gas(vol):
-    """Gas inside the body (HU < -400 not connected to the air around it): bowel gas and the lung bases."""
-    from scipy import ndimage
-    lab, _ = ndimage.label(vol.hu < -400)
-    edge = np.unique(np.concatenate([lab[[0, -1]].ravel(), lab[:, [0, -1]].ravel(), lab[:, :, [0, -1]].ravel()]))
-    return (lab > 0) & ~np.isin(lab, edge)
 
 
 def pelvis_site(vol, centre, radius_mm, search_mm=8.0, step=2.0):
@@ -405,24 +408,9 @@ Compared with CT: low-dose CT remains the reference; volume DR is good for follo
 file = "abdomen.npz"
 effective_energy_kev = {vol.effective_energy_kev:.1f}
 description = "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 160 slices of 3 mm, table removed, contrast taken out, 2 mm voxels"
-
-[[object]]
-type = "sphere"
-label = "renal stone"
-material = "calcium_oxalate"
-centre_mm = [{site[0]}, {site[1]}, {site[2]}]
-diameter_mm = {d}
-finding = "{name}"
-
-[[finding]]
-name = "{name}"
-centre_mm = [{site[0]}, {site[1]}, {site[2]}]
-size_mm = {d}
-occult_on_plain_film = true
-contrast = "dense"
-description = "6 mm calcium oxalate stone in the left renal pelvis, behind jejunal and colonic gas"
-code = "SCT:95570007"
-'''
+''' + sphere_finding_toml("renal stone", "calcium_oxalate", site, d, name,
+                             "6 mm calcium oxalate stone in the left renal pelvis, behind jejunal and colonic gas",
+                             "SCT:95570007")
     (out / "kub.toml").write_text(text, encoding="utf-8")
     print(f"wrote {out / 'kub.toml'} and abdomen.npz ({hu.shape}, {(out / 'abdomen.npz').stat().st_size / 1e6:.1f} MB)")
 
