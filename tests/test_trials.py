@@ -338,3 +338,20 @@ def test_the_report_plots_dprime_and_cnr_against_dose(serial_and_local, tmp_path
         import shutil
 
         shutil.copy(pngs[0], os.path.join(os.environ["VOLUMEDR_SHOTS"], "trial-" + pngs[0].name))
+
+
+
+def test_the_observer_reads_each_image_against_its_own_background_level():
+    """Two noise realisations of a slice differ by a level over the whole neighbourhood (low-frequency
+    noise), one number per image pair that the bootstrap cannot see: a reader windows each image, so a
+    level added to one image must not change d'."""
+    from volumedr.trials.run import _dprime
+
+    rng = np.random.default_rng(5)
+    absent, present = rng.normal(0, 1, (2, 160, 160))
+    y, x = np.mgrid[:160, :160] - 80
+    signal = 0.4 * np.exp(-(x**2 + y**2) / (2 * 2.5**2))
+    d0 = _dprime(signal, absent, present, (80, 80), 2.5, np.random.default_rng(1))
+    d1 = _dprime(signal, absent, present + 0.5, (80, 80), 2.5, np.random.default_rng(1))
+    assert np.isfinite(d0[0]) and d0[0] > 3 * d0[1]
+    assert d1[0] == pytest.approx(d0[0], rel=1e-9) and d1[1] == pytest.approx(d0[1], rel=1e-9)
