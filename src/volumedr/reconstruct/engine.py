@@ -262,7 +262,10 @@ class Reconstructor:
                                                               mar=False),
                                 grid=crop_grid(self.grid, box), object_range_mm=self._object_range_mm)
             rec.heights_mm = self.heights_mm
-            rec.sparse = True
+            # SAA's metal projections are the traces alone (mostly zeros: the sparse backprojection skips them);
+            # FBP's filter spreads each trace along its detector line, and there the dense kernel is faster
+            # (knee 0.095 against 0.16 s, hip 0.21 against 0.29 s for the metal's slices)
+            rec.sparse = s.method == "saa"
             self._metal = MetalPart(rec, masks, (box[0].start, box[1].start), planes)
             yield from rec.prepare()
         self.mar_summary = MetalSummary(self.geometry.n_views, area, s.mar_settings.threshold,

@@ -136,19 +136,28 @@ def candidate_mask(p: np.ndarray, pitch_mm: tuple[float, float], s: MarSettings)
     seed = p > _tissue_ceiling(p, seed) + s.threshold  # the ceiling once more, without the metal's own pixels
     if not seed.any():
         return seed
-    # everything below happens within reach of the seeds: the opening's width plus the growth and the rim
+    # the background is needed within reach of the seeds (the opening's width plus the growth and the rim);
+    # the mask itself never leaves the seeds' box grown by the growth and the rim, so the morphology (the
+    # growth, the labelling, the holes, the rim) runs on that smaller box: the same mask, a third of the work
     R, C = p.shape
-    reach = s.width_mm + GROW_MM + s.dilate_mm
-    mr, mc = int(np.ceil(reach / pr)) + 2, int(np.ceil(reach / pc)) + 2
     rr, cc = np.nonzero(seed)
-    box = (slice(max(rr.min() - mr, 0), min(rr.max() + mr + 1, R)), slice(max(cc.min() - mc, 0), min(cc.max() + mc + 1, C)))
+
+    def around(reach_mm):
+        mr, mc = int(np.ceil(reach_mm / pr)) + 2, int(np.ceil(reach_mm / pc)) + 2
+        return (slice(max(rr.min() - mr, 0), min(rr.max() + mr + 1, R)),
+                slice(max(cc.min() - mc, 0), min(cc.max() + mc + 1, C)))
+
+    wide, near = around(s.width_mm + GROW_MM + s.dilate_mm), around(GROW_MM + s.dilate_mm)
+    bg = np.empty(p.shape, p.dtype)
+    bg[wide] = _background(p[wide], pr, pc, s)
     out = np.zeros(p.shape, bool)
-    out[box] = _grow(p[box], seed[box], pr, pc, s)
+    out[near] = _grow(p[near] - bg[near], seed[near], pr, pc, s)
     return out
 
 
-def _grow(p: np.ndarray, seed: np.ndarray, pr: float, pc: float, s: MarSettings) -> np.ndarray:
-    # the opening (a 60 mm element) on a grid of about 2 mm (block minimum keeps the opening's "never above p")
+def _background(p: np.ndarray, pr: float, pc: float, s: MarSettings) -> np.ndarray:
+    """The surroundings of narrow bright objects: the grey-level opening of ``p`` with a square ``width_mm``
+    wide, on a grid of about OPENING_GRID_MM (a block minimum first keeps the opening's "never above p")."""
     f = max(1, int(round(OPENING_GRID_MM / max(min(pr, pc), 1e-6))))
     R, C = p.shape
     Rb, Cb = -(-R // f), -(-C // f)
@@ -160,11 +169,15 @@ def _grow(p: np.ndarray, seed: np.ndarray, pr: float, pc: float, s: MarSettings)
                 np.minimum(small, padded[i::f, j::f], out=small)
     size = (max(3, int(round(s.width_mm / (pr * f))) | 1), max(3, int(round(s.width_mm / (pc * f))) | 1))
     bg = ndimage.grey_opening(small, size=size, mode="nearest")
-    bg = np.repeat(np.repeat(bg, f, axis=0), f, axis=1)[:R, :C]
+    return np.repeat(np.repeat(bg, f, axis=0), f, axis=1)[:R, :C]
+
+
+def _grow(excess: np.ndarray, seed: np.ndarray, pr: float, pc: float, s: MarSettings) -> np.ndarray:
+    """The metal mask from its seeds and the excess of the projection over its background."""
     # hysteresis: from the seeds out to where the metal's excess over its surroundings fades, but at most
     # GROW_MM (the partial-volume rim of a rounded edge; not on along a bone that touches the metal)
     steps = max(1, int(np.ceil(GROW_MM / min(pr, pc))))
-    mask = ndimage.binary_dilation(seed, iterations=steps, mask=seed | ((p - bg) > GROW * s.threshold))
+    mask = ndimage.binary_dilation(seed, iterations=steps, mask=seed | (excess > GROW * s.threshold))
     lab, n = ndimage.label(mask)
     area = np.bincount(lab.ravel(), minlength=n + 1) * (pr * pc)
     keep = area >= s.min_area_mm2
@@ -346,9 +359,14 @@ def find_metal(projections: np.ndarray, geometry, grid, heights_mm: np.ndarray, 
             # a coarse voxel covers about f * magnification detector pixels: close the gaps between them
             py, px = coarse.pixel_spacing_mm
             reach = int(np.ceil(max(py / det.pitch_row_mm, px / det.pitch_col_mm) * 1.3)) + 1
+            R, C = projections.shape[1:]
             for v in range(V):
-                if masks[v].any():
-                    masks[v] &= ndimage.maximum_filter(reproj[v] > 0, size=2 * reach + 1)
+                rr_v, cc_v = np.nonzero(masks[v])
+                if len(rr_v):  # only the mask's own box (and the filter's reach around it) matters
+                    b = (slice(max(rr_v.min() - reach, 0), min(rr_v.max() + reach + 1, R)),
+                         slice(max(cc_v.min() - reach, 0), min(cc_v.max() + reach + 1, C)))
+                    near = ndimage.maximum_filter(reproj[v][b] > 0, size=2 * reach + 1)
+                    masks[v][b] &= near
         else:
             masks[:] = False  # no view confirms what one view found
         if masks.any():

@@ -76,36 +76,59 @@ def _initial(u, mask):
 
 @njit(cache=True, nogil=True)
 def _sor(u, mask, omega, max_sweeps, tol):
+    """Red-black SOR over the masked pixels only: their indices are listed once (red in row order, then
+    black), so a sweep does not scan the known pixels of the trace's box; the same updates in the same
+    order as a scan of the box."""
     R, C = u.shape
+    n_m = 0
+    for r in range(R):
+        for c in range(C):
+            if mask[r, c]:
+                n_m += 1
+    rs = np.empty(n_m, np.int64)
+    cs = np.empty(n_m, np.int64)
+    k = 0
+    for colour in range(2):
+        for r in range(R):
+            for c in range((r + colour) % 2, C, 2):
+                if mask[r, c]:
+                    rs[k] = r
+                    cs[k] = c
+                    k += 1
     sweeps = 0
     for it in range(max_sweeps):
         change = 0.0
-        for colour in range(2):
-            for r in range(R):
-                start = (r + colour) % 2
-                for c in range(start, C, 2):
-                    if not mask[r, c]:
-                        continue
-                    s = 0.0
-                    n = 0
-                    if r > 0:
-                        s += u[r - 1, c]
-                        n += 1
-                    if r < R - 1:
-                        s += u[r + 1, c]
-                        n += 1
-                    if c > 0:
-                        s += u[r, c - 1]
-                        n += 1
-                    if c < C - 1:
-                        s += u[r, c + 1]
-                        n += 1
-                    if n == 0:
-                        continue
-                    d = omega * (s / n - u[r, c])
-                    u[r, c] += d
-                    if abs(d) > change:
-                        change = abs(d)
+        for k in range(n_m):
+            r = rs[k]
+            c = cs[k]
+            if 0 < r < R - 1 and 0 < c < C - 1:
+                s = 0.0
+                s += u[r - 1, c]
+                s += u[r + 1, c]
+                s += u[r, c - 1]
+                s += u[r, c + 1]
+                d = omega * (s / 4 - u[r, c])
+            else:
+                s = 0.0
+                n = 0
+                if r > 0:
+                    s += u[r - 1, c]
+                    n += 1
+                if r < R - 1:
+                    s += u[r + 1, c]
+                    n += 1
+                if c > 0:
+                    s += u[r, c - 1]
+                    n += 1
+                if c < C - 1:
+                    s += u[r, c + 1]
+                    n += 1
+                if n == 0:
+                    continue
+                d = omega * (s / n - u[r, c])
+            u[r, c] += d
+            if abs(d) > change:
+                change = abs(d)
         sweeps = it + 1
         if change < tol:
             break
