@@ -5,9 +5,10 @@ removes the table and the contrast enhancement, resamples it to 2 mm voxels in v
 above the detector), stores HU as int16, and writes a case file with synthetic nodules (analytic spheres: a hybrid
 phantom) placed in aerated lung near the intended sites, by the rule each site names.  Run from the repository root:
 
-    .venv/bin/python tools/make_ct_case.py [chest] [sinus]
+    .venv/bin/python tools/make_ct_case.py [chest] [cspine] [sinus] [kub]
 
-(``sinus``: a draft on the real head CT in ../shared/data/head-ct-cptac-lscc, not bundled: see build_sinus.)
+``cspine`` builds the cervical spine on the real neck CT in ../shared/data/neck-ct-tcga-thca (bundled);
+``sinus`` and ``kub`` are drafts on the head and abdomen CTs, not bundled: see build_sinus and build_kub.
 """
 from __future__ import annotations
 
@@ -415,7 +416,118 @@ description = "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 160 slices of 3 mm, table
     print(f"wrote {out / 'kub.toml'} and abdomen.npz ({hu.shape}, {(out / 'abdomen.npz').stat().st_size / 1e6:.1f} MB)")
 
 
-BUILDERS = {"chest": build_chest}
+NECK_CT = ROOT.parent / "shared" / "data" / "neck-ct-tcga-thca" / "series"
+NECK_CITATION = ("Kirk S, Lee Y, Roche C, et al. The Cancer Genome Atlas Thyroid Cancer Collection (TCGA-THCA). "
+                 "The Cancer Imaging Archive, 2016. https://doi.org/10.7937/K9/TCIA.2016.9ZFRVF1B. Subject TCGA-E3-A3E5, "
+                 "licence CC BY 3.0. Clark K, et al. The Cancer Imaging Archive (TCIA): maintaining and operating a "
+                 "public information repository. J Digit Imaging 2013;26(6):1045-1057.")
+CSPINE_VOXEL_MM = 1.0  # the dens' cortex is 1-2 mm thick
+#: The dens of the real C2, read off the AP volume (1 mm voxels, back 10 mm above the detector; y grows
+#: caudally, x < 0 is the patient's left): a peg about 11 mm across, its axis along y at x -5, z 130.5, from
+#: its tip at y -68 to where it widens into the body of C2 at y -47 (the body spans y -45..-25); the C1
+#: anterior arch lies in front of it (z 137-141), the lateral masses of C1 beside it (|x + 5| > 9 mm).
+DENS_AXIS_XZ = (-5.0, 130.5)
+DENS_RADIUS_MM = 5.5
+#: The fracture crosses the waist of the dens, 9 mm below its tip, level with the lateral masses of C1.
+#: Where the line goes decides what the film shows (volumedr.evidence, seed 1, 1 mm slices; CNR film / slice):
+#: y -48 (the junction with the body) 3.84 / 2.76, -54 1.18 / 1.52, -57 1.26 / 1.85, -58 1.31 / 2.00,
+#: -59 0.94 / 2.03 (seeds 2 and 3: 0.94 / 1.97, 2.04), -60 0.15 / 1.83.  Low on the dens only the smooth
+#: symphysis of the mandible lies over the line and the film shows it; from -59 up the crowns of the
+#: incisors and the alveolus do.
+FRACTURE_Y = -59.0
+
+
+def build_cspine(ct_dir=NECK_CT, out=ROOT / "phantoms"):
+    """phantoms/cspine.toml + neck.npz: the real neck CT, AP supine, mouth closed, with a type II odontoid
+    fracture (a 2 mm soft-tissue gap across the waist of the real dens: an analytic box that replaces the
+    bone along its own chord).  The neck is cropped to |x| <= 100 mm (the collimated field never reaches the
+    shoulders beyond) and stored at 1 mm (258 x 238 x 201 voxels, 9.2 MB); see FRACTURE_Y for what the film
+    and the slice show at each level of the dens."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from make_cases import KOYAMA, METTLER, header, protocol
+
+    from volumedr.phantoms.volume import VoxelVolume
+
+    case = case_from_ct(ct_dir, voxel_mm=CSPINE_VOXEL_MM, gap_mm=10.0, protocol="cspine")
+    vol = case.volume
+    # the collimated field (180 x 240 mm at the detector) never reaches the shoulders beyond |x| = 100 mm
+    X = vol.axis_mm("x")
+    keep = np.abs(X) <= 100.0
+    vol = VoxelVolume(hu=np.ascontiguousarray(vol.hu[:, :, keep]), spacing_mm=vol.spacing_mm,
+                      origin_mm=(float(X[keep][0]), vol.origin_mm[1], vol.origin_mm[2]),
+                      effective_energy_kev=vol.effective_energy_kev, description=vol.description)
+    hu = np.clip(np.round(vol.hu), -1024, 3071).astype(np.int16)
+    np.savez_compressed(out / "neck.npz", hu=hu, spacing_mm=np.array(vol.spacing_mm), origin_mm=np.array(vol.origin_mm))
+    dx, dz = DENS_AXIS_XZ
+    # the dens must be bone where the fracture goes: its cortex ring around the axis at the base
+    ring = float(vol.hu[_box(vol, (dx, FRACTURE_Y, dz), DENS_RADIUS_MM)].mean())
+    if ring < 250.0:
+        raise SystemExit(f"no dens at ({dx}, {FRACTURE_Y}, {dz}): mean {ring:.0f} HU")
+    name = "type II odontoid fracture"
+    left = (round(dx - DENS_RADIUS_MM, 1), FRACTURE_Y, dz)  # the finding at the left cortical break
+    b = vol.body_bounds_mm()
+    text = header(
+        "cspine", "Cervical spine AP (real anatomy): odontoid (dens) fracture hidden behind the teeth", "neck",
+        "CSPINE", "RFA", "supine, AP, mouth closed (the patient cannot open the mouth: collar)", (180.0, 240.0), 0.1,
+        "approximate E/KAP for AP cervical spine",
+        """
+78-year-old who fell backwards down three stairs; neck pain, in a collar. AP and lateral films:
+'no fracture seen; the dens is obscured by the teeth and the mandible'. An open-mouth view is not
+possible. Volume DR requested before CT.
+""",
+        """
+Findings: a type II odontoid fracture, a lucent line about 2 mm wide across the waist of the dens,
+level with the lateral masses of C1, undisplaced; it breaks both lateral cortices of the dens (the
+finding is marked at the left cortical break, the most conspicuous sign).
+Why volume DR helps: with the mouth closed the crowns of the incisors, the alveolus and the symphysis
+of the mandible project over the dens on the AP film. They lie 70-100 mm in front of it, so on the slice at the dens'
+depth they blur away and the fracture line across the dens base is seen (the seed textbook lists
+odontoid fractures among volume DR's spinal uses).
+Pitfalls: the gap between the incisors (Mach band) and the lower edge of the posterior arch of C1
+cross the dens and mimic a fracture; a true fracture crosses both cortices and persists over
+several slices. Type II fractures are unstable: keep the collar. The anatomy is real: the patient's
+own degenerative change and the head rest under the occiput are in the picture.
+Compared with CT: CT is the reference in the elderly with neck trauma; volume DR helps where the
+films are equivocal and CT is not at hand.
+""").replace("# Generated by tools/make_cases.py", "# Generated by tools/make_ct_case.py")
+    text = text.replace(
+        "\nhistory = ", f'\nnotes = "Anatomy from a real CT: {NECK_CITATION} The CT (skull base to the clavicles, 3 mm '
+        'slices every 1.5 mm) was contrast-enhanced; the enhancement outside bone is taken out. The fracture is '
+        'synthetic (an analytic 2 mm soft-tissue gap across the real dens)."\n'
+        'anatomy_source = "CT: TCIA TCGA-THCA, subject TCGA-E3-A3E5"\nhistory = ', 1)
+    text += protocol(angle=30.0, n=60, sid=1000.0, pivot=round(dz / 10) * 10.0, kvp=75.0, filt="2.5Al",
+                     sweep_mas=40.0, film_mas=25.0, rng=(60.0, float(10 * np.floor((b[1, 2] - 10) / 10))), spacing=1.0,
+                     dose=((0.07, 0.3), (0.07, 0.3),
+                           f"film: {METTLER} (cervical spine 0.2 mSv, range 0.07-0.3); sweep: the same range "
+                           f"(head/neck tomosynthesis 0.07 mSv in {KOYAMA})"))
+    text += f'''[volume]
+file = "neck.npz"
+effective_energy_kev = {vol.effective_energy_kev:.1f}
+description = "TCGA-THCA TCGA-E3-A3E5 neck CT, 159 slices of 3 mm every 1.5 mm, contrast taken out, {CSPINE_VOXEL_MM} mm voxels"
+
+[[object]]
+type = "box"
+label = "dens fracture line"
+material = "soft_tissue"
+centre_mm = [{dx}, {FRACTURE_Y}, {dz}]
+size_mm = [{2 * DENS_RADIUS_MM + 2}, 2.0, {2 * DENS_RADIUS_MM + 2}]
+rotation_deg = [-10.0, 0.0, 0.0]
+finding = "{name}"
+
+[[finding]]
+name = "{name}"
+centre_mm = [{left[0]}, {left[1]}, {left[2]}]
+size_mm = 3.0
+occult_on_plain_film = true
+contrast = "lucent"
+description = "2 mm fracture line across the waist of the real dens breaking its lateral cortex, behind the teeth on the film"
+code = "SCT:71030004"
+'''
+    (out / "cspine.toml").write_text(text, encoding="utf-8")
+    print(f"wrote {out / 'cspine.toml'} and neck.npz ({hu.shape}, {(out / 'neck.npz').stat().st_size / 1e6:.1f} MB)")
+
+
+BUILDERS = {"chest": build_chest, "cspine": build_cspine}
 DRAFTS = {"sinus": build_sinus, "kub": build_kub}  # not bundled: see their docstrings
 
 if __name__ == "__main__":
