@@ -357,7 +357,10 @@ def build_kub(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
     3.5 / 7.0), proximal ureters 6.1-6.7 / 6.1-7.5.  The stones pass the slice-vs-film ratio at the gas
     sites but read on the film (CNR > 3), so the case cannot honestly call them occult yet: the CT has
     little stool or gas in front of the kidneys, and the simulator has no scatter (a 390 mm abdomen's
-    scatter would halve the film's contrast).  Next: a scatter fraction per protocol, then re-measure."""
+    scatter would halve the film's contrast).  Scatter tried (2026-12-02, the simulator's Gaussian scatter at a
+    scatter-to-primary ratio of 4 before the grid, 0.67 after it): film 2.97, slice 5.61 - the stone still
+    reads on the film, so scatter alone does not make it occult; it needs a site behind stool or denser gas,
+    or a subject with more of either."""
     sys.path.insert(0, str(ROOT / "tools"))
     from make_cases import KUB_DOSE, header, protocol
 
