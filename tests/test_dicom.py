@@ -226,6 +226,11 @@ def test_patient_frames():
     ap = PatientFrame("RFA")
     assert ap.view_position == "AP"
     assert PatientFrame.from_orientation(pa.image_orientation()).axes == "LFP"
+    # radiological convention: the patient's right on the viewer's left, PA and AP alike
+    assert pa.display_sides() == (False, "R", "L") and ap.display_sides() == (True, "R", "L")
+    lat = PatientFrame("PFR")  # a left lateral: shown as stored, its sides named
+    assert lat.view_position == "LL" and lat.display_sides() == (False, "A", "P")
+    assert PatientFrame("AFL").view_position == "RL"
     with pytest.raises(Exception, match="right-handed"):
         PatientFrame("LFA")
     with pytest.raises(Exception, match="tilted"):

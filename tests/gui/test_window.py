@@ -387,6 +387,28 @@ def test_the_send_dialog_offers_dicom_over_tls(window, qapp, tmp_path):
     assert window.settings_tls is tls
 
 
+def _assert_patient_right_on_viewer_left(window, axes):
+    from PySide6 import QtCore
+
+    from volumedr.geometry.patient import PatientFrame
+
+    assert window.study.metadata["patient_axes"] == axes
+    right_x = -1.0 if PatientFrame(axes).axes[0] == "L" else 1.0  # the sign of x towards the patient's right
+    for pane in window.panes:
+        assert pane.mirrored() == (axes == "RFA"), pane.title.text()
+        left, right = pane.side_labels
+        assert (left.text(), right.text()) == ("R", "L") and left.isVisible() and right.isVisible()
+        assert left.x() < right.x()
+        # a point 50 mm towards the patient's right is drawn left of the midline, whatever the zoom
+        a = pane.vb.mapViewToScene(QtCore.QPointF(50.0 * right_x, 0.0)).x()
+        b = pane.vb.mapViewToScene(QtCore.QPointF(0.0, 0.0)).x()
+        assert a < b, (pane.title.text(), a, b)
+
+
+def test_a_pa_chest_is_shown_with_the_patients_right_on_the_viewers_left(window):
+    _assert_patient_right_on_viewer_left(window, "LFP")
+
+
 def test_an_arthroplasty_case_reconstructs_with_metal_artefact_reduction(window, qtbot, tmp_path):
     assert not window.mar.isChecked()  # the chest asks for none
     try:
@@ -396,6 +418,7 @@ def test_an_arthroplasty_case_reconstructs_with_metal_artefact_reduction(window,
             window.acquire()
         assert window.rec.parameters["mar"]["views_with_metal"] > 0
         assert "MAR: metal in" in window.status_label.text()
+        _assert_patient_right_on_viewer_left(window, "RFA")  # an AP knee: shown mirrored
         write_png(tmp_path / "knee-mar.png", grab_array(window))
         if os.environ.get("VOLUMEDR_SHOTS"):
             write_png(os.path.join(os.environ["VOLUMEDR_SHOTS"], "knee-mar-window.png"), grab_array(window))

@@ -3,8 +3,8 @@
 A case states which patient direction each volumedr axis points to, as three
 letters for +x, +y, +z: ``"LFP"`` (the default, a PA exposure: +x towards the
 patient's left, +y towards the feet, +z from the detector towards the
-patient's back), ``"RFA"`` (AP, supine on the table), ``"AFR"``/``"PFL"``
-(laterals).  The letters are L/R (left/right), A/P (anterior/posterior),
+patient's back), ``"RFA"`` (AP, supine on the table), ``"PFR"`` (left lateral: the
+left side on the detector) and ``"AFL"`` (right lateral).  The letters are L/R (left/right), A/P (anterior/posterior),
 H/F (head/feet); the three must form a right-handed frame.
 
 DICOM's patient coordinate system is LPS: +x to the patient's left, +y
@@ -26,7 +26,8 @@ LPS_VECTORS = {
     "H": (0.0, 0.0, 1.0), "F": (0.0, 0.0, -1.0),
 }
 OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
-VIEW_POSITIONS = {"LFP": "PA", "RFA": "AP", "AFR": "LL", "PFL": "RL"}
+# (the laterals were listed as AFR/PFL, which are left-handed and so could never be built)
+VIEW_POSITIONS = {"LFP": "PA", "RFA": "AP", "PFR": "LL", "AFL": "RL"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,16 @@ class PatientFrame:
     def patient_orientation(self) -> list[str]:
         """Patient Orientation (0020,0020) of a detector-parallel image: [row dir, column dir]."""
         return [self.axes[0], self.axes[1]]
+
+    def display_sides(self) -> tuple[bool, str, str]:
+        """How a detector-parallel image is shown by radiological convention: (mirror +x, the patient side
+        on the viewer's left, the side on the viewer's right).  Frontal views put the patient's right on
+        the viewer's left, PA and AP alike: a PA image (+x = left) is shown as stored, an AP image (+x =
+        right) mirrored.  A lateral (+x = anterior or posterior) is shown as stored, its sides named."""
+        c = self.axes[0]
+        if c in "LR":
+            return c == "R", "R", "L"
+        return False, OPPOSITE[c], c
 
     @property
     def view_position(self) -> str:

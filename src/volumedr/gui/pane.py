@@ -83,6 +83,14 @@ class ImagePane(QtWidgets.QFrame):
         lay.addLayout(head)
         lay.addWidget(self.glw, 1)
         lay.addWidget(self.footer)
+        # the patient's sides at the image's left and right edges (radiological convention: set_orientation)
+        self.side_labels = []
+        for _ in range(2):
+            lab = QtWidgets.QLabel("", self)
+            lab.setObjectName("paneSide")
+            lab.setStyleSheet("color: #ffd400; font-weight: bold; background: transparent;")
+            lab.hide()
+            self.side_labels.append(lab)
         self.image = None
         self.spacing_mm = (1.0, 1.0)
         self.origin_mm = (0.0, 0.0)
@@ -90,6 +98,31 @@ class ImagePane(QtWidgets.QFrame):
         self.tool = "pan"
         self.on_wheel = None
         self._first = True
+
+    # -- orientation ------------------------------------------------------------
+    def set_orientation(self, mirror_x: bool, left: str, right: str) -> None:
+        """Show +x mirrored (``mirror_x``) and name the patient sides at the image's left and right edges."""
+        self.vb.invertX(bool(mirror_x))
+        for lab, text in zip(self.side_labels, (left, right)):
+            lab.setText(text)
+            lab.setVisible(bool(text))
+            lab.adjustSize()
+        self._place_side_labels()
+
+    def mirrored(self) -> bool:
+        return bool(self.vb.state["xInverted"])
+
+    def _place_side_labels(self) -> None:
+        g = self.glw.geometry()
+        left, right = self.side_labels
+        left.move(g.left() + 6, g.top() + 4)
+        right.move(g.right() - right.width() - 6, g.top() + 4)
+        for lab in self.side_labels:
+            lab.raise_()
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self._place_side_labels()
 
     # -- image ------------------------------------------------------------------
     def set_image(self, img: np.ndarray | None, spacing_mm=(1.0, 1.0), origin_mm=(0.0, 0.0), auto_range=False):

@@ -6,6 +6,8 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from .. import workflow as wf
+from ..errors import GeometryError
+from ..geometry.patient import PatientFrame
 from ..study import Study
 from .pane import ImagePane, percentile_levels
 from .widgets import CT_PRESETS, TOMO_PRESETS
@@ -73,6 +75,12 @@ class ViewerMixin:
     def set_study(self, study: Study):
         self.study = study
         self.rec = study.reconstruction
+        try:  # radiological convention: the patient's right on the viewer's left (AP images mirrored)
+            sides = PatientFrame(study.metadata.get("patient_axes") or "LFP").display_sides()
+        except GeometryError:
+            sides = (False, "", "")
+        for pane in (self.slice_pane, self.film_pane, self.ct_pane):
+            pane.set_orientation(*sides)
         self.film_pane.set_image(None)
         if study.dr is not None:
             sp, org = self.film_display_grid()
