@@ -2,7 +2,8 @@
 
 For every bundled case, at its default protocol (volumedr.evidence, the same measurement the tests make):
 the plain film | the tomosynthesis slice where the first occult finding is sharpest | the CT reference slice at
-that height, each finding ringed in red; the second row is a close-up of that finding.  The table between the GALLERY markers in docs/cases.md is rewritten
+that height, each finding ringed in red, the patient's right on the viewer's left as the workstation shows
+them (AP cases mirrored); the second row is a close-up of that finding.  The table between the GALLERY markers in docs/cases.md is rewritten
 with the measured CNR, focus and doses.  Run from the repository root (about a minute a case):
 
     .venv/bin/python tools/make_gallery.py            # every case
@@ -20,6 +21,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from volumedr.evidence import measure_case  # noqa: E402
+from volumedr.geometry.patient import PatientFrame  # noqa: E402
 from volumedr.io.png import to_uint8, write_png  # noqa: E402
 from volumedr.phantoms.case import case_names, load_case  # noqa: E402
 from volumedr.simulate.acquire import case_ct_reference  # noqa: E402
@@ -62,6 +64,7 @@ def _crop_box(shape, centre_rc, half_px):
 
 def gallery_image(name):
     case = load_case(name)
+    mirror = PatientFrame(case.patient_axes).display_sides()[0]
     ev, study, rec = measure_case(case)  # exactly what the tests measure
     key = next((f for f in ev.findings if f.occult_on_plain_film), ev.findings[0])
     k = int(np.argmin(np.abs(rec.heights_mm - key.focus_height_mm)))
@@ -97,6 +100,8 @@ def gallery_image(name):
         crop = _crop_box(sl.shape, key.slice_pixel, half / px)
         panels.append(_panel(sl, window(sl, key.slice_pixel, win_mm / px), slice_marks, crop))
         panels.append(_panel(hu, (-1000, 1400), ct_marks, _crop_box(hu.shape, (cr, cc), half / cpx[0])))
+        if mirror:  # as the workstation shows it: the patient's right on the viewer's left
+            panels = [np.ascontiguousarray(p[:, ::-1]) for p in panels]
         gap = np.full((PANEL, 8, 3), 255, np.uint8)
         row = [panels[0]]
         for p in panels[1:]:
