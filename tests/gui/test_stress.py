@@ -22,8 +22,9 @@ QUICK = "256 x 256 (quick look)"
 # hip): on the real-anatomy default chest the worst gap measured 100-111 ms alone and 111-160 ms after the other GUI
 # tests (an earlier stop, issue 14's closing note). Re-measured 2026-12-02 on a quieter machine (the whole suite ran in
 # 620 s instead of 1120-1310 s): with the real chest as CASE the worst gap was 44-53 ms in three runs, none over
-# 100 ms, so the earlier gaps look like load; with the real neck CT in the cycles 65.7 ms.  The analytic chest
-# stays here until the real one is measured under load as well.
+# 100 ms; with a 2-thread benchmark running beside it 98 ms (none over 100 ms): the earlier gaps were load on top of
+# a real chest that costs the window more than the analytic one.  With the real neck CT in the cycles 65.7 ms.  The
+# analytic chest stays here: under load the real one sits at the limit.
 CASE = "chest_phantom"
 
 
