@@ -104,6 +104,24 @@ def test_chest_phantom_case_loads_with_anatomy_and_findings():
     assert any(f.occult_on_plain_film and "heart" in f.description for f in c.findings)
 
 
+def test_real_anatomy_cases_name_and_cite_their_ct_within_the_size_budget():
+    # issue 14: every case on a CT records the collection and subject and carries the CC BY citation; the
+    # bundled volumes together stay within 80 MB
+    from pathlib import Path
+
+    real = {n: load_case(n) for n in case_names()}
+    real = {n: c for n, c in real.items() if c.volume is not None}
+    assert {"chest", "cspine"} <= set(real), sorted(real)
+    for name, c in real.items():
+        assert c.anatomy_source.startswith("CT: TCIA "), (name, c.anatomy_source)
+        assert "CC BY 3.0" in c.notes and "Clark K" in c.notes, name
+    for name in set(case_names()) - set(real):
+        assert load_case(name).anatomy_source == "analytic", name
+    phantoms = Path(load_case("chest").source).parent
+    total = sum(f.stat().st_size for f in phantoms.glob("*.npz"))
+    assert total <= 80e6, f"bundled volumes {total / 1e6:.1f} MB"
+
+
 def test_bad_case_files_name_file_and_line(tmp_path):
     p = tmp_path / "bad.toml"
     p.write_text('[case]\nname = "bad"\n\n[[object]]\ntype = "sphere"\nmaterial = "water"\ncentre_mm = [0,0,50]\n'
