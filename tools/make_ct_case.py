@@ -33,6 +33,26 @@ CITATION = ("National Cancer Institute Clinical Proteomic Tumor Analysis Consort
             "Clark K, et al. The Cancer Imaging Archive (TCIA): maintaining and operating a public information "
             "repository. J Digit Imaging 2013;26(6):1045-1057.")
 
+def save_volume(vol, path: Path) -> np.ndarray:
+    """Store a case's CT volume as int16 HU (with its spacing and origin) in ``path``; returns the HU stored."""
+    hu = np.clip(np.round(vol.hu), -1024, 3071).astype(np.int16)
+    np.savez_compressed(path, hu=hu, spacing_mm=np.array(vol.spacing_mm), origin_mm=np.array(vol.origin_mm))
+    return hu
+
+
+def volume_toml(path: Path, vol, description: str) -> str:
+    """The ``[volume]`` table of a case whose CT volume is in ``path`` (next to the case file)."""
+    return f'''[volume]
+file = "{path.name}"
+effective_energy_kev = {vol.effective_energy_kev:.1f}
+description = "{description}"
+'''
+
+
+def wrote(toml: Path, npz: Path, hu: np.ndarray) -> None:
+    print(f"wrote {toml} and {npz.name} ({hu.shape}, {npz.stat().st_size / 1e6:.1f} MB)")
+
+
 # (name, intended centre (x, y, z) mm, diameter mm, material, occult on the plain film, site rule, description)
 # Nodules are analytic spheres inside the CT voxels (a hybrid phantom): exact edges, the lung they replace
 # taken out along their chords.  Site rules: "lung" (most aerated lung nearby), "rib" (aerated lung whose
@@ -119,9 +139,8 @@ def lung_width_mm(vol) -> float:
 def build_chest(ct_dir=DEFAULT_CT):
     case = case_from_ct(ct_dir, voxel_mm=2.0, gap_mm=15.0, protocol="chest")  # PA; contrast taken out
     vol = case.volume
-    hu = np.clip(np.round(vol.hu), -1024, 3071).astype(np.int16)
-    np.savez_compressed(ROOT / "phantoms" / "chest.npz", hu=hu, spacing_mm=np.array(vol.spacing_mm),
-                        origin_mm=np.array(vol.origin_mm))
+    npz = ROOT / "phantoms" / "chest.npz"
+    hu = save_volume(vol, npz)
     top = float(vol.body_bounds_mm()[1, 2])
     objects, findings = [], []
     for name, c, d, mat, occult, rule, desc in NODULES:
@@ -176,16 +195,12 @@ resolves depth only to a few mm and blurs structures above and below along the s
 
 ''' + table("protocol", CHEST_PROTOCOL) + "\n" + table("reconstruction", {
         "method": "fbp", "range_mm": [20.0, float(10 * np.floor((top - 10) / 10))], "spacing_mm": 2.0,
-        "thickness_mm": 2.0}) + "\n" + dose_table(CHEST_DOSE) + f'''
-[volume]
-file = "chest.npz"
-effective_energy_kev = {vol.effective_energy_kev:.1f}
-description = "CPTAC-PDA C3N-00249 chest CT, 102 slices of 3 mm, table removed, contrast taken out, 2 mm voxels"
-
-''' + "\n".join(objects) + "\n" + "\n".join(findings)
-    (ROOT / "phantoms" / "chest.toml").write_text(text, encoding="utf-8")
-    print(f"wrote phantoms/chest.toml and chest.npz ({hu.shape}, "
-          f"{(ROOT / 'phantoms' / 'chest.npz').stat().st_size / 1e6:.1f} MB)")
+        "thickness_mm": 2.0}) + "\n" + dose_table(CHEST_DOSE) + "\n" + volume_toml(
+        npz, vol, "CPTAC-PDA C3N-00249 chest CT, 102 slices of 3 mm, table removed, contrast taken out, 2 mm voxels"
+    ) + "\n" + "\n".join(objects) + "\n" + "\n".join(findings)
+    toml = ROOT / "phantoms" / "chest.toml"
+    toml.write_text(text, encoding="utf-8")
+    wrote(toml, npz, hu)
 
 
 HEAD_CT = ROOT.parent / "shared" / "data" / "head-ct-cptac-lscc" / "series"
@@ -258,9 +273,8 @@ def build_sinus(ct_dir=HEAD_CT):
 
     case = case_from_ct(ct_dir, voxel_mm=SINUS_VOXEL_MM, gap_mm=5.0, protocol="sinus")  # PA: nose 5 mm from the cover
     vol = case.volume
-    hu = np.clip(np.round(vol.hu), -1024, 3071).astype(np.int16)
-    np.savez_compressed(ROOT / "phantoms" / "head.npz", hu=hu, spacing_mm=np.array(vol.spacing_mm),
-                        origin_mm=np.array(vol.origin_mm))
+    npz = ROOT / "phantoms" / "head.npz"
+    hu = save_volume(vol, npz)
     d = 10.0
     site, frac = antrum_site(vol, (50.0, 29.0, 57.0), d / 2)
     if frac < 0.3:
@@ -301,14 +315,12 @@ slices suffice.
                      dose=((0.029, 0.1), (0.048, 0.07),
                            f"film: ../shared/FIELD-NOTES.md (sinus radiographs 29 uSv); {METTLER} (skull 0.1); "
                            f"sweep: FIELD-NOTES (sinus tomosynthesis 48 uSv); {KOYAMA} (head 0.07 mSv)"))
-    text += f'''[volume]
-file = "head.npz"
-effective_energy_kev = {vol.effective_energy_kev:.1f}
-description = "CPTAC-LSCC C3N-04457 head CT, 85 slices of 3 mm, contrast taken out, {SINUS_VOXEL_MM} mm voxels"
-''' + sphere_finding_toml("retention cyst", "soft_tissue", site, d, name,
+    text += volume_toml(npz, vol, f"CPTAC-LSCC C3N-04457 head CT, 85 slices of 3 mm, contrast taken out, "
+                                  f"{SINUS_VOXEL_MM} mm voxels") + sphere_finding_toml("retention cyst", "soft_tissue", site, d, name,
                              "10 mm dome-shaped soft-tissue cyst on the floor of the left maxillary antrum", "")
-    (ROOT / "phantoms" / "sinus_ct.toml").write_text(text, encoding="utf-8")
-    print(f"wrote phantoms/sinus_ct.toml and head.npz ({hu.shape}, {(ROOT / 'phantoms' / 'head.npz').stat().st_size / 1e6:.1f} MB)")
+    toml = ROOT / "phantoms" / "sinus_ct.toml"
+    toml.write_text(text, encoding="utf-8")
+    wrote(toml, npz, hu)
 
 
 ABDOMEN_CT = ROOT.parent / "shared" / "data" / "abdomen-pelvis-ct-tcga-ov" / "series"
@@ -366,9 +378,8 @@ def build_kub(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
 
     case = case_from_ct(ct_dir, voxel_mm=2.0, gap_mm=15.0, protocol="kub")  # AP supine: the back 15 mm up
     vol = case.volume
-    hu = np.clip(np.round(vol.hu), -1024, 3071).astype(np.int16)
-    np.savez_compressed(out / "abdomen.npz", hu=hu, spacing_mm=np.array(vol.spacing_mm),
-                        origin_mm=np.array(vol.origin_mm))
+    npz = out / "abdomen.npz"
+    hu = save_volume(vol, npz)
     d = 6.0
     site, g, around = pelvis_site(vol, KUB_STONE_CENTRE, d / 2)
     if g < 6.0:
@@ -408,15 +419,13 @@ Compared with CT: low-dose CT remains the reference; volume DR is good for follo
         'anatomy_source = "CT: TCIA TCGA-OV, subject TCGA-09-2043"\nhistory = ', 1)
     text += protocol(angle=30.0, n=60, sid=1100.0, pivot=round(site[2] / 10) * 10.0, kvp=80.0, filt="2.5Al",
                      sweep_mas=52.0, film_mas=40.0, rng=(20.0, 260.0), spacing=2.0, dose=KUB_DOSE)
-    text += f'''[volume]
-file = "abdomen.npz"
-effective_energy_kev = {vol.effective_energy_kev:.1f}
-description = "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 160 slices of 3 mm, table removed, contrast taken out, 2 mm voxels"
-''' + sphere_finding_toml("renal stone", "calcium_oxalate", site, d, name,
+    text += volume_toml(npz, vol, "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 160 slices of 3 mm, table removed, "
+                                  "contrast taken out, 2 mm voxels") + sphere_finding_toml("renal stone", "calcium_oxalate", site, d, name,
                              "6 mm calcium oxalate stone in the left renal pelvis, behind jejunal and colonic gas",
                              "SCT:95570007")
-    (out / "kub.toml").write_text(text, encoding="utf-8")
-    print(f"wrote {out / 'kub.toml'} and abdomen.npz ({hu.shape}, {(out / 'abdomen.npz').stat().st_size / 1e6:.1f} MB)")
+    toml = out / "kub.toml"
+    toml.write_text(text, encoding="utf-8")
+    wrote(toml, npz, hu)
 
 
 NECK_CT = ROOT.parent / "shared" / "data" / "neck-ct-tcga-thca" / "series"
@@ -459,8 +468,8 @@ def build_cspine(ct_dir=NECK_CT, out=ROOT / "phantoms"):
     vol = VoxelVolume(hu=np.ascontiguousarray(vol.hu[:, :, keep]), spacing_mm=vol.spacing_mm,
                       origin_mm=(float(X[keep][0]), vol.origin_mm[1], vol.origin_mm[2]),
                       effective_energy_kev=vol.effective_energy_kev, description=vol.description)
-    hu = np.clip(np.round(vol.hu), -1024, 3071).astype(np.int16)
-    np.savez_compressed(out / "neck.npz", hu=hu, spacing_mm=np.array(vol.spacing_mm), origin_mm=np.array(vol.origin_mm))
+    npz = out / "neck.npz"
+    hu = save_volume(vol, npz)
     dx, dz = DENS_AXIS_XZ
     # the dens must be bone where the fracture goes: its cortex ring around the axis at the base
     ring = float(vol.hu[_box(vol, (dx, FRACTURE_Y, dz), DENS_RADIUS_MM)].mean())
@@ -503,11 +512,8 @@ films are equivocal and CT is not at hand.
                      dose=((0.07, 0.3), (0.07, 0.3),
                            f"film: {METTLER} (cervical spine 0.2 mSv, range 0.07-0.3); sweep: the same range "
                            f"(head/neck tomosynthesis 0.07 mSv in {KOYAMA})"))
-    text += f'''[volume]
-file = "neck.npz"
-effective_energy_kev = {vol.effective_energy_kev:.1f}
-description = "TCGA-THCA TCGA-E3-A3E5 neck CT, 159 slices of 3 mm every 1.5 mm, contrast taken out, {CSPINE_VOXEL_MM} mm voxels"
-
+    text += volume_toml(npz, vol, f"TCGA-THCA TCGA-E3-A3E5 neck CT, 159 slices of 3 mm every 1.5 mm, contrast taken "
+                                  f"out, {CSPINE_VOXEL_MM} mm voxels") + f'''
 [[object]]
 type = "box"
 label = "dens fracture line"
@@ -526,8 +532,9 @@ contrast = "lucent"
 description = "2 mm fracture line across the waist of the real dens breaking its lateral cortex, behind the teeth on the film"
 code = "SCT:71030004"
 '''
-    (out / "cspine.toml").write_text(text, encoding="utf-8")
-    print(f"wrote {out / 'cspine.toml'} and neck.npz ({hu.shape}, {(out / 'neck.npz').stat().st_size / 1e6:.1f} MB)")
+    toml = out / "cspine.toml"
+    toml.write_text(text, encoding="utf-8")
+    wrote(toml, npz, hu)
 
 
 BUILDERS = {"chest": build_chest, "cspine": build_cspine}
