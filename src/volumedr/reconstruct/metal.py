@@ -127,6 +127,13 @@ def _tissue_ceiling(p: np.ndarray, seed: np.ndarray | None = None) -> float:
     return float(np.percentile(sample, 90)) if sample.size else float(p.max())
 
 
+def _box_around(rr: np.ndarray, cc: np.ndarray, shape, margin_rows: int, margin_cols: int):
+    """(rows, cols) slices of the box around pixels (rr, cc), grown by the margins and clipped to ``shape``."""
+    R, C = shape[0], shape[1]
+    return (slice(max(int(rr.min()) - margin_rows, 0), min(int(rr.max()) + margin_rows + 1, R)),
+            slice(max(int(cc.min()) - margin_cols, 0), min(int(cc.max()) + margin_cols + 1, C)))
+
+
 def candidate_mask(p: np.ndarray, pitch_mm: tuple[float, float], s: MarSettings) -> np.ndarray:
     """The pixels of one projection (line integrals) that are metal, before the cross-view check."""
     pr, pc = pitch_mm
@@ -139,13 +146,10 @@ def candidate_mask(p: np.ndarray, pitch_mm: tuple[float, float], s: MarSettings)
     # the background is needed within reach of the seeds (the opening's width plus the growth and the rim);
     # the mask itself never leaves the seeds' box grown by the growth and the rim, so the morphology (the
     # growth, the labelling, the holes, the rim) runs on that smaller box: the same mask, a third of the work
-    R, C = p.shape
     rr, cc = np.nonzero(seed)
 
     def around(reach_mm):
-        mr, mc = int(np.ceil(reach_mm / pr)) + 2, int(np.ceil(reach_mm / pc)) + 2
-        return (slice(max(rr.min() - mr, 0), min(rr.max() + mr + 1, R)),
-                slice(max(cc.min() - mc, 0), min(cc.max() + mc + 1, C)))
+        return _box_around(rr, cc, p.shape, int(np.ceil(reach_mm / pr)) + 2, int(np.ceil(reach_mm / pc)) + 2)
 
     wide, near = around(s.width_mm + GROW_MM + s.dilate_mm), around(GROW_MM + s.dilate_mm)
     bg = np.empty(p.shape, p.dtype)
@@ -291,13 +295,11 @@ def inpaint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     (the solution of Laplace's equation with the surrounding values on the trace's border)."""
     if not mask.any():
         return image.copy()
-    rr, cc = np.nonzero(mask)
-    r0, r1 = max(rr.min() - 2, 0), min(rr.max() + 3, mask.shape[0])
-    c0, c1 = max(cc.min() - 2, 0), min(cc.max() + 3, mask.shape[1])
-    u = image[r0:r1, c0:c1].astype(np.float64)
-    _fill(u, np.ascontiguousarray(mask[r0:r1, c0:c1]))
+    box = _box_around(*np.nonzero(mask), mask.shape, 2, 2)
+    u = image[box].astype(np.float64)
+    _fill(u, np.ascontiguousarray(mask[box]))
     out = image.copy()
-    out[r0:r1, c0:c1] = u
+    out[box] = u
     return out
 
 
@@ -359,14 +361,11 @@ def find_metal(projections: np.ndarray, geometry, grid, heights_mm: np.ndarray, 
             # a coarse voxel covers about f * magnification detector pixels: close the gaps between them
             py, px = coarse.pixel_spacing_mm
             reach = int(np.ceil(max(py / det.pitch_row_mm, px / det.pitch_col_mm) * 1.3)) + 1
-            R, C = projections.shape[1:]
             for v in range(V):
                 rr_v, cc_v = np.nonzero(masks[v])
                 if len(rr_v):  # only the mask's own box (and the filter's reach around it) matters
-                    b = (slice(max(rr_v.min() - reach, 0), min(rr_v.max() + reach + 1, R)),
-                         slice(max(cc_v.min() - reach, 0), min(cc_v.max() + reach + 1, C)))
-                    near = ndimage.maximum_filter(reproj[v][b] > 0, size=2 * reach + 1)
-                    masks[v][b] &= near
+                    b = _box_around(rr_v, cc_v, masks[v].shape, reach, reach)
+                    masks[v][b] &= ndimage.maximum_filter(reproj[v][b] > 0, size=2 * reach + 1)
         else:
             masks[:] = False  # no view confirms what one view found
         if masks.any():
