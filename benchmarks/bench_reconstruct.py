@@ -174,6 +174,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the clinical-size and simulator runs")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--no-simulator", action="store_true", help="skip the simulator run (bench_ab.py)")
     a = ap.parse_args()
     R = {}
     t, parts = full_fbp(40, 256, 64, 1.0, repeat=5)
@@ -197,6 +198,7 @@ def main():
         R["clinical_60x2022_to_60"] = {"total_s": dt, "input_gb": nbytes / 1e9, "peak_above_input_gb": extra / 1e9}
         print(f"3. 60 x 2022^2 -> 60 x 2022^2 FBP streamed to HDF5: {dt:.1f} s; peak memory "
               f"{extra / 1e9:.2f} GB above the {nbytes / 1e9:.2f} GB of projections")
+    if not a.quick and not a.no_simulator:
         ts = simulator(2)
         R["simulate_chest_60x1024"] = ts
         print(f"   simulator: default chest case, 60 projections of 1024 x 1024 (plus no CT): {ts:.1f} s")

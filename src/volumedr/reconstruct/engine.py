@@ -323,9 +323,9 @@ class Reconstructor:
             # normalise by the views that see each pixel (the whole field of view): exactly where at least
             # FULL_WEIGHT of them do, and fading towards the part of the field that few views see
             count = self._view_count(coeffs, shape)
-            fraction = fraction_u8(count * self._scale())
-            np.maximum(count, np.float32(FULL_WEIGHT * self.geometry.n_views * self.settings.n_subplanes), out=count)
-            out /= count
+            fraction = np.empty(shape, np.uint8)
+            K.normalise(out, count, np.float32(FULL_WEIGHT * self.geometry.n_views * self.settings.n_subplanes),
+                        self._scale(), fraction)
         if self._metal is not None:
             self._metal.add_to(out, heights_mm)
         return out, fraction
