@@ -17,6 +17,8 @@ from numba import njit, prange
 
 EDGE_EPS = 1e-4
 TINY = 1e-6  # a column sum below this sees no view (sart.TINY)
+UPDATE_ROWS = 8  # slice rows per parallel task of sart_update
+DIRECT_VIEWS = 8  # coverage_row adds the runs of at most this many planes x views directly
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -371,9 +373,13 @@ def _taper_table_at(t, a_col, b_col, taper_c, margin, nx, cw, seg):
 @njit(cache=True, nogil=True, inline="always")
 def coverage_row(acc, run, s, j, a_row, b_row, taper_r, cw, seg):
     """acc (zeros on entry, nx) <- the view count of slice row j of slice s (``coverage_tapered``);
-    run (nx + 1) is scratch."""
+    run (nx + 1, zeros on entry) is scratch.  With many views the interior runs go through the difference
+    array ``run`` and one prefix sum (O(views + columns)); with few (a SART subset) each is added directly,
+    a loop that vectorises, where the prefix sum's chain of dependent additions cost more than the
+    subset's backprojection."""
     Q = a_row.shape[1]
     V = a_row.shape[2]
+    direct = Q * V <= DIRECT_VIEWS
     R = taper_r.shape[0]
     nx = acc.shape[0]
     for q in range(Q):
@@ -392,13 +398,17 @@ def coverage_row(acc, run, s, j, a_row, b_row, taper_r, cw, seg):
                 acc[k] += wr * c[k]
             for k in range(hi + 1, k_hi + 1):
                 acc[k] += wr * c[k]
-            if hi >= lo:
+            if direct:
+                for k in range(lo, hi + 1):
+                    acc[k] += wr
+            elif hi >= lo:
                 run[lo] += wr
                 run[hi + 1] -= wr
-    total = np.float32(0.0)
-    for k in range(nx):
-        total += run[k]
-        acc[k] += total
+    if not direct:
+        total = np.float32(0.0)
+        for k in range(nx):
+            total += run[k]
+            acc[k] += total
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
@@ -421,28 +431,34 @@ def sart_update(ratio, a_col, b_col, a_row, b_row, x, relaxation):
     for t in prange(S * Q * V):
         _taper_table_at(t, a_col, b_col, ones_c, 0, nx, cw, seg)
     lam = np.float32(relaxation)
-    for ii in prange(S * ny):
-        j = ii // S
-        s = ii - j * S
-        acc = np.zeros(nx, np.float32)
-        tmp = np.zeros(C + 2, np.float32)
-        for q in range(Q):
-            for v in range(V):
-                r0, w0, w1 = row_weights(a_row[s, q, v] * j + b_row[s, q, v], R)
-                if (w0 == 0.0 and w1 == 0.0) or khi[s, q, v] < klo[s, q, v]:
-                    continue
-                blend_rows(tmp, ratio, v, r0, np.float32(w0), np.float32(w1))
-                gather_runs(acc, tmp, wts[s, q, v], runs[s, q, v], offs[s, q, v], nrun[s, q, v], klo[s, q, v],
-                            khi[s, q, v])
-        cover = np.zeros(nx, np.float32)
-        run = np.zeros(nx + 1, np.float32)
-        coverage_row(cover, run, s, j, a_row, b_row, ones_r, cw, seg)
-        xr = x[s, j]
-        for k in range(nx):
-            cv = cover[k]
-            if cv > TINY:
-                val = xr[k] + lam * acc[k] / cv
-                xr[k] = val if val > 0.0 else np.float32(0.0)
+    nb = (ny + UPDATE_ROWS - 1) // UPDATE_ROWS
+    for task in prange(S * nb):
+        jb = task // S
+        s = task - jb * S
+        # scratch once per block of rows (a subset has few views: allocating per row cost a fifth)
+        acc = np.empty(nx, np.float32)
+        tmp = np.zeros(C + 2, np.float32)  # tmp[0], tmp[C + 1]: the zeros outside the detector
+        cover = np.empty(nx, np.float32)
+        run = np.empty(nx + 1, np.float32)
+        for j in range(jb * UPDATE_ROWS, min(ny, (jb + 1) * UPDATE_ROWS)):
+            acc[:] = 0.0
+            for q in range(Q):
+                for v in range(V):
+                    r0, w0, w1 = row_weights(a_row[s, q, v] * j + b_row[s, q, v], R)
+                    if (w0 == 0.0 and w1 == 0.0) or khi[s, q, v] < klo[s, q, v]:
+                        continue
+                    blend_rows(tmp, ratio, v, r0, np.float32(w0), np.float32(w1))
+                    gather_runs(acc, tmp, wts[s, q, v], runs[s, q, v], offs[s, q, v], nrun[s, q, v], klo[s, q, v],
+                                khi[s, q, v])
+            cover[:] = 0.0
+            run[:] = 0.0
+            coverage_row(cover, run, s, j, a_row, b_row, ones_r, cw, seg)
+            xr = x[s, j]
+            for k in range(nx):
+                cv = cover[k]
+                if cv > TINY:
+                    val = xr[k] + lam * acc[k] / cv
+                    xr[k] = val if val > 0.0 else np.float32(0.0)
 
 
 @njit(cache=True, nogil=True, parallel=True)
