@@ -68,6 +68,16 @@ def test_fused_sart_update_equals_backprojection_column_sums_and_update_in_turn(
     assert np.array_equal(x1, x2)
     assert (x2 == 0).any() and not np.array_equal(x2, x0)
 
+
+def test_ray_sums_without_the_volume_equal_the_forward_projection_of_ones():
+    rng = np.random.default_rng(6)
+    geo, grid, heights, coeffs = random_problem(rng, 2)
+    shape = (3,) + grid.shape
+    a, b = np.empty((25, 23, 23), np.float32), np.empty((25, 23, 23), np.float32)
+    K.forward_project(np.ones(shape, np.float32), *coeffs, np.float32(0.5), a)
+    K.forward_project_ones(shape, *coeffs, np.float32(0.5), b)
+    assert np.allclose(a, b, rtol=1e-5, atol=1e-5) and a.max() > 1 and (a == 0).any() == (b == 0).any()
+
 def test_tv_gradient_kernel_equals_numpy_and_finite_differences():
     x = np.random.default_rng(2).random((6, 7, 8))
     out = np.empty(x.shape, np.float32)

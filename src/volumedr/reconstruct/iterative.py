@@ -129,11 +129,8 @@ class Sart:
         """Generator: iterate in place on ``x`` (P, ny, nx) float32, yielding Progress; returns x."""
         check_fits(self.memory_bytes(self.p.shape[0], self.p.shape[1:], self.shape[0], self.shape[1:]),
                    f"SART on {self.shape[0]} planes of {self.shape[1]} x {self.shape[2]}")
-        ones = np.ones(self.shape, np.float32)
         raysum = np.empty_like(self.p)
-        for views in self.order:
-            raysum[views] = self.forward(ones, views)
-        del ones
+        K.forward_project_ones(self.shape, *self.coeffs, np.float32(1.0), raysum)  # A 1, the ray sums
         total = self.iterations * self.subsets
         step = 0
         before = np.empty(self.shape, np.float32) if self.tv_weight > 0 else None

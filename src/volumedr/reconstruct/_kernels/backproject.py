@@ -305,6 +305,49 @@ def forward_project(vol, a_col, b_col, a_row, b_row, scale, out):
                 out[v, r, c] = det[r, c] * scale
 
 
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def forward_project_ones(shape, a_col, b_col, a_row, b_row, scale, out):
+    """:func:`forward_project` of a volume of ones of ``shape`` (S, ny, nx) (SART's ray sums), without the
+    volume: a plane of ones projects to the outer product of its row weights summed over the slice rows
+    and its column weights summed over the slice columns, so each plane costs one pass over the detector
+    instead of one per slice row (equal to the forward projection of ones within float rounding)."""
+    S, ny, nx = shape
+    V, R, C = out.shape
+    Q = a_col.shape[1]
+    for v in prange(V):
+        det = np.zeros((R, C), np.float32)
+        tmp = np.zeros(C + 2, np.float32)
+        rows = np.zeros(R, np.float32)
+        ones = np.ones(nx, np.float32)
+        idx = np.empty(nx, np.int32)
+        wts = np.empty(nx, np.float32)
+        runs = np.empty(nx + 1, np.int32)
+        offs = np.empty(nx + 1, np.int32)
+        for s in range(S):
+            for q in range(Q):
+                k_lo, k_hi, n = column_pattern(a_col[s, q, v], b_col[s, q, v], C, nx, idx, wts, runs, offs)
+                if k_hi < k_lo:
+                    continue
+                tmp[:] = 0.0
+                scatter_runs(tmp, ones, wts, runs, offs, n)
+                rows[:] = 0.0
+                for j in range(ny):
+                    r0, w0, w1 = row_weights(a_row[s, q, v] * j + b_row[s, q, v], R)
+                    if w0 != 0.0:
+                        rows[r0] += np.float32(w0)
+                    if w1 != 0.0:
+                        rows[r0 + 1] += np.float32(w1)
+                for r in range(R):
+                    f = rows[r]
+                    if f != 0.0:
+                        d = det[r]
+                        for c in range(C):
+                            d[c] += f * tmp[c + 1]
+        for r in range(R):
+            for c in range(C):
+                out[v, r, c] = det[r, c] * scale
+
 @njit(cache=True, nogil=True, inline="always")
 def _taper_at(t, u, n):
     """Bilinear value of the 1-D taper ``t`` (zero outside [0, n)) at fractional index u."""
