@@ -231,8 +231,8 @@ class Reconstructor:
         out = np.empty_like(p, dtype=np.float32)
         taper = np.outer(self._taper_r, self._taper_c)
         for v in range(p.shape[0]):
-            self._filter.apply(p[v], v, out=out[v])
-            out[v] *= taper  # the field's edge fades instead of ending in a step (after filtering)
+            # the field's edge fades instead of ending in a step (the taper applied after filtering)
+            self._filter.apply(p[v], v, out=out[v], taper=taper)
             yield Progress("filtering", v + 1, p.shape[0])
         self._filtered = out
         self._spans = None  # (found again from these projections when sparse)
