@@ -79,11 +79,13 @@ def test_ray_sums_without_the_volume_equal_the_forward_projection_of_ones():
     assert np.allclose(a, b, rtol=1e-5, atol=1e-5) and a.max() > 1 and (a == 0).any() == (b == 0).any()
 
 def test_tv_gradient_kernel_equals_numpy_and_finite_differences():
+    for shape in [(6, 19, 8), (1, 3, 5)]:  # 19 rows: three of the kernel's blocks of rows; one plane
+        x = np.random.default_rng(2).random(shape)
+        out = np.empty(x.shape, np.float32)
+        norm2 = S.tv_gradient(x.astype(np.float32), 1e-8, out)
+        assert np.allclose(out, tv_gradient(x), atol=1e-4)
+        assert norm2 == pytest.approx(float(np.sum(tv_gradient(x) ** 2)), rel=1e-4)
     x = np.random.default_rng(2).random((6, 7, 8))
-    out = np.empty(x.shape, np.float32)
-    norm2 = S.tv_gradient(x.astype(np.float32), 1e-8, out)
-    assert np.allclose(out, tv_gradient(x), atol=1e-4)
-    assert norm2 == pytest.approx(float(np.sum(tv_gradient(x) ** 2)), rel=1e-4)
 
     def tv(v):
         dz = np.diff(v, axis=0, append=v[-1:])
