@@ -290,9 +290,10 @@ class Reconstructor:
         self._check_heights(planes)
         return plane_coefficients(self.geometry, self.grid, planes), (len(heights_mm),) + self.grid.shape
 
-    def _view_count(self, coeffs, shape) -> np.ndarray:
-        """Backprojection of every view's (tapered) detector weight: how many views see each pixel."""
-        count = np.empty(shape, np.float32)
+    def _view_count(self, coeffs, shape, count=None) -> np.ndarray:
+        """Backprojection of every view's (tapered) detector weight: how many views see each pixel
+        (into ``count`` when given)."""
+        count = np.empty(shape, np.float32) if count is None else count
         K.coverage_tapered(*coeffs, self._taper_r, self._taper_c, self._margin, count)
         return count
 
@@ -308,22 +309,24 @@ class Reconstructor:
         """Slices at ``heights_mm`` (each with the settings' thickness), (S, ny, nx) float32."""
         return self._backproject_with_fraction(heights_mm)[0]
 
-    def _backproject_with_fraction(self, heights_mm):
-        """(slices, their uint8 view fractions) at ``heights_mm`` (with the metal put back under MAR)."""
+    def _backproject_with_fraction(self, heights_mm, out=None, fraction=None, count=None):
+        """(slices, their uint8 view fractions) at ``heights_mm`` (with the metal put back under MAR),
+        into ``out``, ``fraction`` and the scratch ``count`` when given: a run passes its own arrays, as
+        fresh memory for every chunk cost its page faults (about a fifth of a chunk's time at 1024²)."""
         if self.settings.mar and self.mar_summary is None:
             drive(self._prepare_mar())
         if self._fbp is not None:  # SART's on-demand slice is the FBP preview
-            out, fraction = self._fbp._backproject_with_fraction(heights_mm)
+            out, fraction = self._fbp._backproject_with_fraction(heights_mm, out, fraction, count)
         else:
             coeffs, shape = self._coefficients(heights_mm)
-            out = np.empty(shape, np.float32)
+            out = np.empty(shape, np.float32) if out is None else out
+            fraction = np.empty(shape, np.uint8) if fraction is None else fraction
             if self.sparse and self._spans is None:
                 self._spans = K.row_spans(self.filtered_projections)
             K.backproject(self.filtered_projections, *coeffs, np.float32(1.0), out, self._spans)
             # normalise by the views that see each pixel (the whole field of view): exactly where at least
             # FULL_WEIGHT of them do, and fading towards the part of the field that few views see
-            count = self._view_count(coeffs, shape)
-            fraction = np.empty(shape, np.uint8)
+            count = self._view_count(coeffs, shape, None if count is None else count[:shape[0]])
             K.normalise(out, count, np.float32(FULL_WEIGHT * self.geometry.n_views * self.settings.n_subplanes),
                         self._scale(), fraction)
         if self._metal is not None:
@@ -369,16 +372,21 @@ class Reconstructor:
         else:
             slices, extra = None, {}
         step = self.chunk_size()
+        count = np.empty((min(step, n),) + self.grid.shape, np.float32) if slices is None else None
         for start in range(0, n, step):
             hs = self.heights_mm[start:start + step]
             if slices is not None:
                 block = slices[start:start + step]
                 frac = fraction_u8(self._fbp.view_weight(hs))
+            elif collected is not None:
+                block, frac = self._backproject_with_fraction(hs, collected[start:start + len(hs)],
+                                                              fractions[start:start + len(hs)], count)
             else:
-                block, frac = self._backproject_with_fraction(hs)
+                block, frac = self._backproject_with_fraction(hs, count=count)
             if collected is not None:
-                collected[start:start + len(block)] = block
-                fractions[start:start + len(block)] = frac
+                if slices is not None:
+                    collected[start:start + len(block)] = block
+                    fractions[start:start + len(block)] = frac
             else:
                 emit(start, block)
                 if emit_fraction is not None:
