@@ -350,7 +350,8 @@ class Reconstructor:
         """Generator over the whole reconstruction (yields Progress).
 
         ``emit(start, block)`` receives each chunk of slices as it is done (to
-        stream to a file); without it the slices are collected and the
+        stream to a file; the block's memory is reused for the next chunk, so
+        emit copies what it keeps); without it the slices are collected and the
         generator returns a :class:`~volumedr.study.Reconstruction`.  With
         ``partial``, SART also yields an ``IterationResult`` (the slices so
         far) after each iteration, for a viewer to show as it converges.
@@ -373,6 +374,9 @@ class Reconstructor:
             slices, extra = None, {}
         step = self.chunk_size()
         count = np.empty((min(step, n),) + self.grid.shape, np.float32) if slices is None else None
+        if collected is None and slices is None:
+            out_buf = np.empty_like(count)
+            frac_buf = np.empty(count.shape, np.uint8)
         for start in range(0, n, step):
             hs = self.heights_mm[start:start + step]
             if slices is not None:
@@ -381,8 +385,8 @@ class Reconstructor:
             elif collected is not None:
                 block, frac = self._backproject_with_fraction(hs, collected[start:start + len(hs)],
                                                               fractions[start:start + len(hs)], count)
-            else:
-                block, frac = self._backproject_with_fraction(hs, count=count)
+            else:  # streamed: one chunk's arrays, reused (emit copies what it keeps)
+                block, frac = self._backproject_with_fraction(hs, out_buf[:len(hs)], frac_buf[:len(hs)], count)
             if collected is not None:
                 if slices is not None:
                     collected[start:start + len(block)] = block
