@@ -155,6 +155,12 @@ def test_slice_on_demand_equals_the_full_reconstruction():
     full = drive(r.run())
     k = 7
     np.testing.assert_allclose(r.slice_at(full.heights_mm[k]), full.slices[k], rtol=1e-6, atol=1e-6)
+    # streamed chunk by chunk (the chunk's arrays are reused, emit copies): the same slices and fractions
+    got, frac = {}, {}
+    drive(r.run(emit=lambda i, b: got.__setitem__(i, b.copy()), emit_fraction=lambda i, f: frac.__setitem__(i, f.copy())))
+    assert len(got) > 2  # several chunks
+    assert np.array_equal(np.concatenate([got[i] for i in sorted(got)]), full.slices)
+    assert np.array_equal(np.concatenate([frac[i] for i in sorted(frac)]), full.view_fraction)
 
 
 def test_thick_slices_average_thin_planes():
