@@ -5,9 +5,10 @@ removes the table and the contrast enhancement, resamples it to 2 mm voxels in v
 above the detector), stores HU as int16, and writes a case file with synthetic nodules (analytic spheres: a hybrid
 phantom) placed in aerated lung near the intended sites, by the rule each site names.  Run from the repository root:
 
-    .venv/bin/python tools/make_ct_case.py [chest] [cspine] [sinus] [kub]
+    .venv/bin/python tools/make_ct_case.py [chest] [cspine] [gallbladder] [sinus] [kub]
 
 ``cspine`` builds the cervical spine on the real neck CT in ../shared/data/neck-ct-tcga-thca (bundled);
+``gallbladder`` the gallstone case on the abdomen-pelvis CT (bundled, phantoms/abdomen.npz);
 ``sinus`` and ``kub`` are drafts on the head and abdomen CTs, not bundled: see build_sinus and build_kub.
 """
 from __future__ import annotations
@@ -376,8 +377,7 @@ def build_kub(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
     sys.path.insert(0, str(ROOT / "tools"))
     from make_cases import KUB_DOSE, header, protocol
 
-    case = case_from_ct(ct_dir, voxel_mm=2.0, gap_mm=15.0, protocol="kub")  # AP supine: the back 15 mm up
-    vol = case.volume
+    vol = abdomen_volume(ct_dir)
     npz = out / "abdomen.npz"
     hu = save_volume(vol, npz)
     d = 6.0
@@ -426,6 +426,123 @@ Compared with CT: low-dose CT remains the reference; volume DR is good for follo
     toml = out / "kub.toml"
     toml.write_text(text, encoding="utf-8")
     wrote(toml, npz, hu)
+
+
+#: The gallbladder.  This subject's CT shows none in the fossa (contracted or removed: no bile-density pear under
+#: the liver on any plane), so it is modelled in, as the issue allows: an ellipsoid of bile (water) hanging from
+#: the visceral surface of the real liver, its fundus under the real hepatic-flexure gas (read off the AP
+#: volume: two gas pockets at x 83-123, y -37..5, 317-341 mm above the detector), 65-90 mm in front of the
+#: stone; the real right kidney lies 100 mm behind it.  It is painted into the voxels (partial volume from
+#: 4 x 4 x 4 sub-samples), not kept as an analytic object: a large analytic object in fat showed a dark
+#: outline on the film (the voxel material it removes is interpolated over a voxel, its own chord is exact).
+GALLBLADDER = {"centre_mm": (92.0, -40.0, 262.0), "semi_axes_mm": (16.0, 38.0, 16.0), "rotation_deg": (-15.0, 0.0, 10.0)}
+BILE_HU = 10.0
+
+
+def paint_ellipsoid(vol, centre_mm, semi_axes_mm, rotation_deg, hu: float, label: str):
+    """``vol`` with an ellipsoid of ``hu`` painted in (each voxel mixed by the part of it the ellipsoid fills)."""
+    from volumedr.phantoms import primitives as P
+    from volumedr.phantoms.volume import VoxelVolume
+    from volumedr.simulate.voxel import analytic_occupancy
+
+    packed = P.pack([P.ellipsoid(centre_mm, semi_axes_mm, "water", rotation_deg, label)])
+    out = np.array(vol.hu, np.float32)
+    for block, occ, _ in analytic_occupancy(vol, packed, supersample=4):
+        out[block] = out[block] * (1.0 - occ) + np.float32(hu) * occ
+    return VoxelVolume(hu=out, spacing_mm=vol.spacing_mm, origin_mm=vol.origin_mm,
+                       effective_energy_kev=vol.effective_energy_kev, description=vol.description)
+
+
+GALLSTONE_CENTRE = (95.0, -25.0, 252.0)  # on the posterior wall, under the flexure gas; see build_gallbladder
+
+
+def gallstone_toml(stone, d=8.0, rim=0.8, nidus=3.0, name="gallstone (laminated)") -> str:
+    """The laminated gallstone of the analytic case: a calcium-carbonate rim and nidus around a cholesterol body."""
+    out = ""
+    for label, mat, dd in (("gallstone (calcified rim)", "calcium_carbonate", d),
+                           ("gallstone (cholesterol core)", "cholesterol", d - 2 * rim),
+                           ("gallstone (calcified nidus)", "calcium_carbonate", nidus)):
+        out += (f'\n[[object]]\ntype = "sphere"\nlabel = "{label}"\nmaterial = "{mat}"\n'
+                f"centre_mm = [{stone[0]}, {stone[1]}, {stone[2]}]\ndiameter_mm = {dd}\nfinding = \"{name}\"\n")
+    return out
+
+
+def abdomen_volume(ct_dir=ABDOMEN_CT, gallbladder=GALLBLADDER):
+    """The abdomen-pelvis CT at 2 mm, AP supine (the back 15 mm above the detector), contrast taken out, the
+    gallbladder painted in: phantoms/abdomen.npz, which every case on this CT shares."""
+    vol = case_from_ct(ct_dir, voxel_mm=2.0, gap_mm=15.0, protocol="gallbladder").volume
+    g = gallbladder
+    return paint_ellipsoid(vol, g["centre_mm"], g["semi_axes_mm"], g["rotation_deg"], BILE_HU, "gallbladder")
+
+
+def build_gallbladder(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms", stone=GALLSTONE_CENTRE, gallbladder=GALLBLADDER):
+    """phantoms/gallbladder.toml + abdomen.npz: the real abdomen-pelvis CT, AP supine, with a modelled-in
+    gallbladder (see GALLBLADDER) and a laminated 8 mm gallstone on its dependent (posterior) wall (an analytic
+    rim, body and nidus: a hybrid phantom).  Measured (volumedr.evidence, seed 1, 2026-12-02; CNR film /
+    slice): (95, -25, 252) 1.92 / 10.97 (focus 250); before the gallbladder was painted in (analytic
+    ellipsoid): 1.71 / 7.55; other sites under the flexure: (95, -25, 250) 1.74 / 8.86 (focus 248), (85, -40,
+    250) 4.25 / 7.29 (beside the gas), (105, -15, 250) 3.94 / 9.56.  The stone reads faintly on the film in
+    retrospect (a dot among the gas edges), as small calcified gallstones do."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from make_cases import KUB_DOSE, METTLER, header
+
+    vol = abdomen_volume(ct_dir, gallbladder)
+    npz = out / "abdomen.npz"
+    hu = save_volume(vol, npz)
+    name = "gallstone (laminated)"
+    text = header(
+        "gallbladder", "Abdomen AP (real anatomy): laminated gallstone hidden by hepatic-flexure gas", "abdomen",
+        "ABDOMEN", "RFA", "supine, AP, on the table", (350.0, 420.0), 0.2,
+        f"approximate E/KAP for AP abdomen; film checked against {METTLER} (abdomen 0.7 mSv)",
+        """
+69-year-old woman under oncology follow-up for a large pelvic mass, now with episodes of right upper
+quadrant pain after fatty meals. Abdominal film: 'no calcified gallstone seen; gas in the hepatic
+flexure'. Ultrasound unavailable until next week.
+""",
+        """
+Findings: a solitary 8 mm laminated gallstone: a cholesterol body with a thin calcified rim and a
+calcified nidus (calcium carbonate), lying on the dependent, posterior wall of a mildly distended
+gallbladder whose fundus hangs below the liver edge. Incidental and real: a very large cystic pelvic
+mass rising into the mid abdomen (the patient's ovarian tumour) and a fluid-filled stomach.
+Why volume DR helps: on the AP film the stone's thin rim is lost among the lucencies of the gas in the
+hepatic flexure in front of it and the real liver edge, the right kidney, rib 12 and the transverse
+processes behind it. The flexure lies 60-90 mm in front of the stone and the kidney 100 mm behind
+it, so on the slice at the stone's depth they blur away along the sweep and the stone stands out as a
+ring around a dot (the seed textbook lists gallstones among volume DR's abdominal uses).
+Pitfalls: only about 15-20 % of gallstones contain enough calcium to be seen by radiography; a
+negative study does not exclude stones (ultrasound is the test of choice). Renal stones, costal
+cartilage calcification and vascular calcification lie at other depths: read the height of the slice
+where the ring is sharpest. Supine, stones sink to the posterior wall; erect, they layer at the fundus.
+The anatomy is real, so real bowel content and vessels cross the right upper quadrant on some slices.
+Compared with CT: CT misses many pure cholesterol stones (isodense with bile); ultrasound is better
+than both.
+""").replace("# Generated by tools/make_cases.py", "# Generated by tools/make_ct_case.py")
+    text = text.replace(
+        "\nhistory = ", f'\nnotes = "Anatomy from a real CT: {ABDOMEN_CITATION} The CT (lung bases to the '
+        "proximal femora, 3 mm slices) was contrast-enhanced; the enhancement outside bone is taken out. "
+        "The CT shows no gallbladder (contracted or removed), so one is modelled in: an ellipsoid of bile "
+        'painted into the voxels under the real liver. The gallbladder and the stone are synthetic."\n'
+        'anatomy_source = "CT: TCIA TCGA-OV, subject TCGA-09-2043"\nhistory = ', 1)
+    from make_cases import protocol
+    text += protocol(angle=30.0, n=60, sid=1100.0, pivot=round(stone[2] / 10) * 10.0, kvp=80.0, filt="2.5Al",
+                     sweep_mas=52.0, film_mas=40.0, rng=(20.0, 340.0), spacing=2.0, dose=KUB_DOSE)
+    text += volume_toml(npz, vol, "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 160 slices of 3 mm, table removed, "
+                                  "contrast taken out, 2 mm voxels, a gallbladder painted in")
+    text += gallstone_toml(stone, name=name)
+    text += f'''
+[[finding]]
+name = "{name}"
+centre_mm = [{stone[0]}, {stone[1]}, {stone[2]}]
+size_mm = 8.0
+occult_on_plain_film = true
+contrast = "dense"
+description = "solitary 8 mm laminated gallstone (calcified rim and nidus) on the posterior wall of the gallbladder, under the hepatic-flexure gas on the film"
+code = "SCT:266474003"
+'''
+    toml = out / "gallbladder.toml"
+    toml.write_text(text, encoding="utf-8")
+    wrote(toml, npz, hu)
+    return toml
 
 
 NECK_CT = ROOT.parent / "shared" / "data" / "neck-ct-tcga-thca" / "series"
@@ -537,7 +654,7 @@ code = "SCT:71030004"
     wrote(toml, npz, hu)
 
 
-BUILDERS = {"chest": build_chest, "cspine": build_cspine}
+BUILDERS = {"chest": build_chest, "cspine": build_cspine, "gallbladder": build_gallbladder}
 DRAFTS = {"sinus": build_sinus, "kub": build_kub}  # not bundled: see their docstrings
 
 if __name__ == "__main__":
