@@ -159,6 +159,24 @@ def test_metal_detection_finds_the_trace_and_refuses_an_inconsistent_speck(data)
     assert box is not None and planes[0] < METAL_Z < planes[-1]
 
 
+def test_photon_starved_pixels_are_not_metal_but_a_screw_is():
+    """A thick patient at a low dose leaves scattered pixels with no photon at all (clipped at the line
+    integral of the minimum transmission, 13.8): noise, not metal; a screw seen end-on beside them is metal."""
+    from volumedr.simulate.acquire import MIN_TRANSMISSION
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:256, 0:256]
+    p = 4.0 + 3.0 * np.exp(-((xx - 128) ** 2) / (2 * 40.0 ** 2))  # a body with a dense spine down the middle
+    p += rng.normal(0, 0.05, p.shape)
+    starved = (rng.random(p.shape) < 0.03) & (np.abs(xx - 128) < 40)  # 3 % of the pixels over the spine
+    p[starved] = -np.log(MIN_TRANSMISSION)
+    pitch = (0.4, 0.4)
+    assert not M.candidate_mask(p.astype(np.float32), pitch, M.MarSettings()).any()
+    p[60:66, 30:36] += 7.0  # a steel screw seen end-on (2.4 mm across, 40 mm long) beside the spine
+    m = M.candidate_mask(p.astype(np.float32), pitch, M.MarSettings())
+    assert m[60:66, 30:36].all() and not m[:, 88:168].any()
+
+
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), 50.0])
 def test_a_bad_mar_threshold_is_refused(bad):
     from volumedr.errors import ParameterError
