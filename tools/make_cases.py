@@ -236,6 +236,11 @@ dose, in the same room as the film.
         o += long_bone(f"metacarpal {i + 1}", (x0, 33 if i else 30, 18), (x1, 95 if i else 70, 15 - (i == 0) * 3),
                        4.8 if i < 3 else 4.2, 1.6)
     o += gap("scaphoid waist fracture line", (-13, 5, 19), (12, 0.8, 13), (-15, 0, 15), "scaphoid waist fracture")
+    tex = ["distal radius", "ulnar head", "scaphoid", "lunate", "triquetrum", "pisiform", "trapezium", "trapezoid",
+           "capitate", "hamate"]
+    texture = ("\n[texture]  # trabecular bone in the marrow of these bones (src/volumedr/phantoms/texture.py)\n"
+               f"objects = [{', '.join(repr(t + ' (marrow)').replace(chr(39), chr(34)) for t in tex)}]\n"
+               "spacing_mm = 2.0\nvoxel_mm = 0.3\nbone_fraction = 0.176\nelongation_xyz = [1.0, 2.0, 1.0]\nseed = 7\n")
     f = finding("scaphoid waist fracture", (-13, 5, 19), 2.0, True,
                 "undisplaced hairline fracture through the scaphoid waist, 0.8 mm gap tilted 15 degrees to the beam", "SCT:31975004",
                 contrast="lucent")
@@ -243,7 +248,7 @@ dose, in the same room as the film.
                          film_mas=2.0, rng=(2.0, 40.0), spacing=1.0, readout_bin=1,  # a hairline fracture: native pixels
                          dose=((0.0002, 0.1), (0.0002, 0.1), f"{METTLER} (other extremities 0.001 mSv, "
                                "range 0.0002-0.1, used for film and sweep); Koivisto 2018 (wrist AP+LAT 1.0 uSv)"))
-            + o + "\n" + f)
+            + o + "\n" + f + texture)
 
 # --------------------------------------------------------------------------------------------- skull helpers
 def skull(o_centre=(0, 0, 100), semi=(72, 92, 92)):

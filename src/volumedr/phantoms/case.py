@@ -60,6 +60,7 @@ class Case:
     anatomy_source: str = "analytic"  # where the anatomy comes from: "analytic", or the CT's collection and subject
     # published effective doses for this examination: {"film_msv": (lo, hi), "sweep_msv": (lo, hi), "reference": ...}
     published_dose: dict = field(default_factory=dict)
+    texture: object = None  # a TrabecularTexture (phantoms/texture.py) of some analytic bones, or None
 
     def bounds_mm(self) -> np.ndarray:
         """Axis-aligned bounds of all primitives and the voxel volume's body, shape (2, 3)."""
@@ -88,6 +89,7 @@ _OBJECT_RX = r"\s*\[\[\s*object\s*\]\]"
 _VOLUME_RX = r"\s*\[\s*volume\s*\]"
 _LESION_RX = r"\s*\[\[\s*lesion\s*\]\]"
 _DOSE_RX = r"\s*\[\s*dose\s*\]"
+_TEXTURE_RX = r"\s*\[\s*texture\s*\]"
 _FINDING_RX = r"\s*\[\[\s*finding\s*\]\]"
 
 
@@ -178,6 +180,11 @@ def load_case_file(path: Path | str, with_findings: bool = True) -> Case:
         if "finding" in obj:
             _check_on_finding(built, findings, obj["finding"], where)
         prims.extend(built)
+    texture = None
+    if "texture" in data:
+        from .texture import parse_texture
+
+        texture = parse_texture(data["texture"], f"{path}:{_line_of(text, _TEXTURE_RX)}", {p.label for p in prims})
     fm = meta.get("field_mm", (350.0, 350.0))
     published = _published_dose(data.get("dose", {}), f"{path}:{_line_of(text, _DOSE_RX)}")
     return Case(
@@ -189,7 +196,7 @@ def load_case_file(path: Path | str, with_findings: bool = True) -> Case:
         effective_dose_coeff_msv_per_gy_cm2=float(meta.get("effective_dose_coeff_msv_per_gy_cm2", 0.26)),
         effective_dose_reference=str(meta.get("effective_dose_reference", "")), source=str(path),
         patient_axes=_patient_axes(meta.get("patient_axes", "LFP"), path), body_part=str(meta.get("body_part", "")).upper(),
-        volume=volume, notes=str(meta.get("notes", "")).strip(), published_dose=published,
+        volume=volume, texture=texture, notes=str(meta.get("notes", "")).strip(), published_dose=published,
         anatomy_source=str(meta.get("anatomy_source") or ("CT (see the notes)" if volume is not None else "analytic")))
 
 

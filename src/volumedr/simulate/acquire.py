@@ -86,8 +86,17 @@ def path_length_source(case: Case):
     if case.volume is not None:
         from .voxel import HybridLengths, VoxelLengths
 
-        return HybridLengths(case.volume, case.primitives) if case.primitives else VoxelLengths(case.volume)
-    return PrimitiveLengths(pack(list(case.primitives)))
+        base = HybridLengths(case.volume, case.primitives) if case.primitives else VoxelLengths(case.volume)
+    else:
+        base = PrimitiveLengths(pack(list(case.primitives)))
+    from ..phantoms.texture import case_texture
+
+    texture = case_texture(case)
+    if texture is None:
+        return base
+    from .voxel import TexturedLengths
+
+    return TexturedLengths(base, texture)
 
 
 def _expose(lengths, geometry: AcquisitionGeometry, view: int, beam: _Beam, mas: float,

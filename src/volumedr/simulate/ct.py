@@ -51,6 +51,7 @@ def ct_reference(case: Case, *, voxel_mm: float = 2.0, noise_hu: float = 10.0, e
                        org, np.array([sub, sub, sub]), shape, labels)
         v = hu_by_label[labels]
         hu[z0:z1] = v.reshape(z1 - z0, SUPERSAMPLE, ny, SUPERSAMPLE, nx, SUPERSAMPLE).mean(axis=(1, 3, 5))
+    _add_texture(case, hu, lo + voxel_mm / 2.0, voxel_mm, energy_kev)
     if noise_hu > 0:
         noise = rng.standard_normal(hu.shape, dtype=np.float32)
         noise = ndimage.gaussian_filter(noise, sigma=(0, 0.6, 0.6))
@@ -61,3 +62,29 @@ def ct_reference(case: Case, *, voxel_mm: float = 2.0, noise_hu: float = 10.0, e
     return CTReference(hu=hu, spacing_mm=(float(voxel_mm),) * 3,
                        origin_mm=(float(origin[0]), float(origin[1]), float(origin[2])))
 
+
+
+def _add_texture(case: Case, hu: np.ndarray, origin_xyz: np.ndarray, voxel_mm: float, energy_kev: float) -> None:
+    """Add a case's bone texture (phantoms/texture.py), averaged over each CT voxel, to ``hu`` in place."""
+    from ..phantoms.texture import BONE, MARROW, case_texture
+
+    tex = case_texture(case)
+    if tex is None:
+        return
+    mu = mu_table([MARROW, BONE, "water"], [energy_kev])[:, 0]
+    per_fraction = 1000.0 * (mu[1] - mu[0]) / mu[2]  # HU of a unit of bone fraction traded for marrow
+    h = tex.spacing_mm[0]
+    size = max(1, int(round(voxel_mm / h)))
+    d = ndimage.uniform_filter(tex.delta, size=size, mode="constant") if size > 1 else tex.delta
+    nz, ny, nx = hu.shape
+    # CT voxel centres in the texture's voxel coordinates, only where the texture is
+    axes = []
+    for i, n in zip(range(3), (nx, ny, nz)):
+        c = (origin_xyz[i] + np.arange(n) * voxel_mm - tex.origin_mm[i]) / h
+        axes.append(c)
+    ok = [np.nonzero((c >= 0) & (c <= tex.delta.shape[2 - i] - 1))[0] for i, c in enumerate(axes)]
+    if any(len(k) == 0 for k in ok):
+        return
+    sl = tuple(slice(int(k[0]), int(k[-1]) + 1) for k in ok[::-1])  # (z, y, x)
+    zz, yy, xx = np.meshgrid(axes[2][sl[0]], axes[1][sl[1]], axes[0][sl[2]], indexing="ij")
+    hu[sl] += per_fraction * ndimage.map_coordinates(d, [zz, yy, xx], order=1, mode="constant")

@@ -133,14 +133,16 @@ class VoxelLengths:
 
     material_names = MATERIALS
 
-    def __init__(self, volume: VoxelVolume, exclude=()):
-        """``exclude``: the analytic primitives (a tuple) whose space the voxels give up (a hybrid case)."""
+    def __init__(self, volume: VoxelVolume, exclude=(), *, fractions: np.ndarray | None = None):
+        """``exclude``: the analytic primitives (a tuple) whose space the voxels give up (a hybrid case).
+        ``fractions``: (2, nz, ny, nx) volume fractions to project instead of the volume's own (``volume``
+        then only places them: any object with ``spacing_mm``, ``origin_mm`` and ``axis_mm``)."""
         self.volume = volume
-        self.fractions = _fractions(volume, exclude)  # (2, nz, ny, nx)
+        self.fractions = _fractions(volume, exclude) if fractions is None else fractions  # (2, nz, ny, nx)
         self.spans = np.empty(self.fractions.shape[:3] + (2,), np.int32)  # each plane row's non-zero columns
         K.nonzero_spans(self.fractions, self.spans)
         dz, dy, dx = volume.spacing_mm
-        self.grid = SliceGrid((volume.hu.shape[1], volume.hu.shape[2]), (dy, dx), volume.origin_mm[:2])
+        self.grid = SliceGrid(self.fractions.shape[2:4], (dy, dx), volume.origin_mm[:2])
         self.heights = volume.axis_mm("z")
         self.dz = dz
         self.min_voxel_mm = min(dy, dx)
@@ -220,4 +222,34 @@ class HybridLengths:
         own = self.analytic(geometry, view)
         for m, slot in enumerate(self._slot):
             out[slot] += own[m]
+        return out
+
+
+class TexturedLengths:
+    """A case's path lengths with its bone texture added (phantoms/texture.py): the texture's signed
+    marrow and bone fractions, projected by the voxel projector, go into the ``soft_tissue`` and
+    ``cortical_bone`` slots (added to the material list if the case has none)."""
+
+    def __init__(self, base, texture):
+        from ..phantoms.texture import BONE, MARROW
+
+        self.base = base
+        self.texture = VoxelLengths(texture, fractions=texture.fractions())
+        names = list(base.material_names)
+        for n in (MARROW, BONE):
+            if n not in names:
+                names.append(n)
+        self.material_names = tuple(names)
+        self._slots = (names.index(MARROW), names.index(BONE))
+        self._nb = len(base.material_names)
+
+    def __call__(self, geometry: AcquisitionGeometry, view: int, out=None) -> np.ndarray:
+        det = geometry.detector
+        if out is None:
+            out = np.empty((len(self.material_names),) + det.shape, np.float32)
+        self.base(geometry, view, out=out[: self._nb])
+        out[self._nb:] = 0.0
+        t = self.texture(geometry, view)
+        for m, slot in enumerate(self._slots):
+            out[slot] += t[m]
         return out
