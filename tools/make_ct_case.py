@@ -588,13 +588,16 @@ CSPINE_VOXEL_MM = 1.0  # the dens' cortex is 1-2 mm thick
 #: anterior arch lies in front of it (z 137-141), the lateral masses of C1 beside it (|x + 5| > 9 mm).
 DENS_AXIS_XZ = (-5.0, 130.5)
 DENS_RADIUS_MM = 5.5
-#: The fracture crosses the waist of the dens, 9 mm below its tip, level with the lateral masses of C1.
+#: The fracture crosses the waist of the dens, 7 mm below its tip, level with the lateral masses of C1.
 #: Where the line goes decides what the film shows (volumedr.evidence, seed 1, 1 mm slices; CNR film / slice):
 #: y -48 (the junction with the body) 3.84 / 2.76, -54 1.18 / 1.52, -57 1.26 / 1.85, -58 1.31 / 2.00,
 #: -59 0.94 / 2.03 (seeds 2 and 3: 0.94 / 1.97, 2.04), -60 0.15 / 1.83.  Low on the dens only the smooth
 #: symphysis of the mandible lies over the line and the film shows it; from -59 up the crowns of the
-#: incisors and the alveolus do.
-FRACTURE_Y = -59.0
+#: incisors and the alveolus do.  Those figures were measured with the first hybrid model, whose
+#: voxel-occupancy hole blurred the gap's edges; with the exact replacement along the chords (2026-12-03):
+#: -59 1.77 / 2.59 (the film shows the sharper gap), -60 1.36 / 2.45, -61 0.77 / 2.23; a 1.5 mm gap at -59
+#: 1.52 / 2.51, at -60 0.88 / 2.25.
+FRACTURE_Y = -61.0
 
 
 def build_cspine(ct_dir=NECK_CT, out=ROOT / "phantoms"):
