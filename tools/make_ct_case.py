@@ -554,22 +554,14 @@ than both.
         "Three skin markers on the back (up to 2674 HU) are taken off. The CT shows no gallbladder (contracted or removed), so one is modelled in: an ellipsoid of bile "
         'painted into the voxels under the real liver. The gallbladder and the stone are synthetic."\n'
         'anatomy_source = "CT: TCIA TCGA-OV, subject TCGA-09-2043"\nhistory = ', 1)
-    from make_cases import protocol
+    from make_cases import finding, protocol
     text += protocol(angle=30.0, n=60, sid=1100.0, pivot=round(stone[2] / 10) * 10.0, kvp=80.0, filt="2.5Al",
                      sweep_mas=52.0, film_mas=40.0, rng=(20.0, 340.0), spacing=2.0, dose=KUB_DOSE)
     text += volume_toml(npz, vol, "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 160 slices of 3 mm, table removed, "
                                   "contrast taken out, 2 mm voxels, a gallbladder painted in")
     text += gallstone_toml(stone, name=name)
-    text += f'''
-[[finding]]
-name = "{name}"
-centre_mm = [{stone[0]}, {stone[1]}, {stone[2]}]
-size_mm = 8.0
-occult_on_plain_film = true
-contrast = "dense"
-description = "solitary 8 mm laminated gallstone (calcified rim and nidus) on the posterior wall of the gallbladder, under the hepatic-flexure gas on the film"
-code = "SCT:266474003"
-'''
+    text += "\n" + finding(name, stone, 8.0, True, "solitary 8 mm laminated gallstone (calcified rim and nidus) on the "
+                          "posterior wall of the gallbladder, under the hepatic-flexure gas on the film", "SCT:266474003")
     toml = out / "gallbladder.toml"
     toml.write_text(text, encoding="utf-8")
     wrote(toml, npz, hu)
@@ -607,7 +599,7 @@ def build_cspine(ct_dir=NECK_CT, out=ROOT / "phantoms"):
     shoulders beyond) and stored at 1 mm (258 x 238 x 201 voxels, 9.2 MB); see FRACTURE_Y for what the film
     and the slice show at each level of the dens."""
     sys.path.insert(0, str(ROOT / "tools"))
-    from make_cases import KOYAMA, METTLER, header, protocol
+    from make_cases import KOYAMA, METTLER, finding, header, protocol
 
     from volumedr.phantoms.volume import VoxelVolume
 
@@ -674,15 +666,8 @@ size_mm = [{2 * DENS_RADIUS_MM + 2}, 2.0, {2 * DENS_RADIUS_MM + 2}]
 rotation_deg = [-10.0, 0.0, 0.0]
 finding = "{name}"
 
-[[finding]]
-name = "{name}"
-centre_mm = [{left[0]}, {left[1]}, {left[2]}]
-size_mm = 3.0
-occult_on_plain_film = true
-contrast = "lucent"
-description = "2 mm fracture line across the waist of the real dens breaking its lateral cortex, behind the teeth on the film"
-code = "SCT:71030004"
-'''
+''' + finding(name, left, 3.0, True, "2 mm fracture line across the waist of the real dens breaking its lateral cortex, "
+                   "behind the teeth on the film", "SCT:71030004", contrast="lucent")
     toml = out / "cspine.toml"
     toml.write_text(text, encoding="utf-8")
     wrote(toml, npz, hu)

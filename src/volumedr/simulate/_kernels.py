@@ -73,6 +73,18 @@ def ray_interval(kind, M, c, sx, sy, sz, px, py, pz):
     return t0, t1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def active_objects(spans, r, active):
+    """The objects whose shadow (spans (K, 4): r_lo, r_hi, c_lo, c_hi) covers detector row r, into
+    ``active``; returns how many."""
+    na = 0
+    for k in range(spans.shape[0]):
+        if spans[k, 0] <= r and r <= spans[k, 1]:
+            active[na] = k
+            na += 1
+    return na
+
+
 @njit(cache=True, nogil=True)
 def resolve_painter(hit_t0, hit_t1, hit_mat, n_hits, ends, raylen, out_row, n_mat, col, rows_stride):
     """Add per-material path lengths of one ray (later hits win) into out."""
@@ -113,11 +125,7 @@ def path_lengths_view(src, xs, ys, kinds, Ms, cs, mat_idx, spans, n_mat, out, ov
     K = kinds.shape[0]
     for r in prange(R):
         active = np.empty(K, np.int64)
-        na = 0
-        for k in range(K):
-            if spans[k, 0] <= r and r <= spans[k, 1]:
-                active[na] = k
-                na += 1
+        na = active_objects(spans, r, active)
         hit_t0 = np.empty(MAX_HITS, np.float64)
         hit_t1 = np.empty(MAX_HITS, np.float64)
         hit_mat = np.empty(MAX_HITS, np.int64)
@@ -334,11 +342,7 @@ def voxels_inside_objects(vols, z0, dz, ox, oy, py_mm, px_mm, src, xs, ys, kinds
     sx, sy, sz = src[0], src[1], src[2]
     for r in prange(R):
         active = np.empty(K, np.int64)
-        na = 0
-        for k in range(K):
-            if spans[k, 0] <= r and r <= spans[k, 1]:
-                active[na] = k
-                na += 1
+        na = active_objects(spans, r, active)
         for m in range(M):
             for c in range(C):
                 out[m, r, c] = 0.0

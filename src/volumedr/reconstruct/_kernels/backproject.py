@@ -103,37 +103,12 @@ def gather_runs(acc, tmp, wk, runs, offs, n, k_a, k_b):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def scatter_runs(tmp, x, wk, runs, offs, n):
-    """Adjoint of :func:`gather_runs` over the whole pattern: tmp[c] += x[k] (1 - wk[k]) and
-    tmp[c + 1] += x[k] wk[k], c = k + offs.  Inside a run every tmp cell but the two ends receives
-    from two neighbouring columns, written as a gather so that it vectorises."""
-    one = np.float32(1.0)
-    for r in range(n):
-        ka = runs[r]
-        kb = runs[r + 1]
-        m = kb - ka
-        if m <= 0:
-            continue
-        c = ka + offs[r]
-        tmp[c] += x[ka] * (one - wk[ka])  # the run's first cell
-        if m > 1:
-            # cells c + 1 .. c + m - 1 take column i's weight and column i + 1's complement
-            tv = tmp[c + 1:c + m]
-            xa = x[ka:kb - 1]
-            wa = wk[ka:kb - 1]
-            xb = x[ka + 1:kb]
-            wb = wk[ka + 1:kb]
-            for i in range(m - 1):
-                tv[i] += xa[i] * wa[i] + xb[i] * (one - wb[i])
-        tmp[c + m] += x[kb - 1] * wk[kb - 1]  # the run's last cell
-
-
-@njit(cache=True, nogil=True, inline="always")
 def scatter_runs_rows(d0, f0, d1, f1, x, wk, runs, offs, n):
-    """:func:`scatter_runs` of ``x`` scaled by ``f0`` into ``d0`` and by ``f1`` into ``d1`` at once (two
-    detector rows with a zero cell on each side), without the blended row in between: each cell's
-    column blend is formed once and added to both rows (the forward projector's zero-fill of a row
-    buffer and its two passes over the detector row go away)."""
+    """Adjoint of :func:`gather_runs` over the whole pattern, scaled by ``f0`` into ``d0`` and by ``f1`` into
+    ``d1`` at once (two detector rows with a zero cell on each side): d[c] += f x[k] (1 - wk[k]) and
+    d[c + 1] += f x[k] wk[k], c = k + offs.  Inside a run every cell but the two ends receives from two
+    neighbouring columns, written as a gather so that it vectorises; each cell's blend is formed once and
+    added to both rows (no row buffer to zero, no second pass over the detector row)."""
     one = np.float32(1.0)
     for r in range(n):
         ka = runs[r]
@@ -382,7 +357,7 @@ def forward_project_ones(shape, a_col, b_col, a_row, b_row, scale, out):
                 if k_hi < k_lo:
                     continue
                 tmp[:] = 0.0
-                scatter_runs(tmp, ones, wts, runs, offs, n)
+                scatter_runs_rows(tmp, np.float32(1.0), tmp, np.float32(0.0), ones, wts, runs, offs, n)
                 rows[:] = 0.0
                 for j in range(ny):
                     r0, w0, w1 = row_weights(a_row[s, q, v] * j + b_row[s, q, v], R)
