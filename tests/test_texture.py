@@ -127,3 +127,11 @@ def test_a_bad_texture_table_is_refused_with_the_file_and_line(tmp_path, table, 
                  f'centre_mm = [0, 0, 20]\nradius_mm = 8\n\n[texture]\n{table}\n')
     with pytest.raises(CaseError, match=rf"t.toml:11: .*{message}"):
         load_case_file(p)
+
+
+def test_a_texture_too_big_for_memory_is_refused_before_allocating():
+    from volumedr.errors import MemoryBudgetError
+
+    big = [ellipsoid((0, 0, 150), (200, 200, 140), "cancellous_bone", label="pelvis (marrow)")]
+    with pytest.raises(MemoryBudgetError, match="bone texture .* needs"):
+        texture_volume(big, TrabecularTexture(objects=("pelvis (marrow)",), spacing_mm=0.5, voxel_mm=0.05))

@@ -138,8 +138,8 @@ def texture_volume(primitives, texture: TrabecularTexture) -> TextureVolume | No
     h = texture.voxel_mm
     shape_xyz = np.ceil((hi - lo) / h).astype(np.int64) + 3
     shape = (int(shape_xyz[2]), int(shape_xyz[1]), int(shape_xyz[0]))
-    n = int(np.prod(shape))
-    check_fits(n * 4 * 6, f"the bone texture ({shape[0]} x {shape[1]} x {shape[2]} voxels of {h} mm)")
+    n = int(np.prod(shape))  # the labels on the 2x grid (8 int32 a voxel) and about six float32 fields
+    check_fits(n * (4 * 8 + 4 * 6), f"the bone texture ({shape[0]} x {shape[1]} x {shape[2]} voxels of {h} mm)")
     origin = lo - h  # (x, y, z) of voxel 0
     # who owns each point, on a 2x finer grid (partial volume at the objects' edges)
     ss = 2
