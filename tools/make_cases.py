@@ -379,77 +379,6 @@ band at a fraction of the CT dose.
 
 
 # ------------------------------------------------------------------------------------------------- hip
-def hip():
-    lesion, d = (-35.0, -88.0, 100.0), 16.0  # the osteolysis: centre (mm) and diameter
-    name = "periacetabular osteolysis, zone II"
-    h = header(
-        "hip", "Right hip AP: total hip replacement with osteolysis behind the caecum", "pelvis", "HIP", "RFA",
-        "supine, AP, feet internally rotated 15 degrees", (240.0, 300.0), 0.2,
-        f"approximate E/KAP for AP hip/pelvis; film checked against {METTLER} (hip 0.7 mSv)",
-        """
-71-year-old with a right total hip replacement (uncemented titanium stem and cup, 28 mm cobalt-chrome
-head on a polyethylene liner) twelve years ago; two months of groin pain on weight bearing. AP hip film:
-'components in satisfactory position; no definite loosening; faecal loading over the right ilium'.
-""",
-        """
-Findings: a 16 mm osteolytic cavity in the supra-acetabular ilium above and medial to the cup
-(DeLee-Charnley zone II), about 25 mm from the cup's rim: granuloma from polyethylene wear debris,
-a sign of impending loosening.
-Why volume DR helps: the caecum lies in the right iliac fossa about 70 mm in front of the ilium, and on
-the AP film its mottled stool and gas lie over the cavity and hide it among dozens of rounded
-lucencies. On the slice at the depth of the bone the bowel blurs away along the sweep and the cavity
-stands out in the iliac bone (published: tomosynthesis is superior to radiography for demarcating
-osteolysis around hip arthroplasty; Gothlin JH, Geijer M. The utility of digital linear tomosynthesis
-imaging of total hip joint arthroplasty with suspicion of loosening: a prospective study in 40
-patients. Biomed Res Int 2013:594631).
-Pitfalls: metal produces ripple and streaks along the sweep direction on slices above and below the
-implant; judge the bone on slices away from the metal, and beside the cup rather than under it (a
-cavity directly behind the cobalt-chrome head stays hidden: the head stops almost every photon in
-every view). A lucency under 2 mm along the stem that does not progress is acceptable.
-Compared with CT: CT with metal-artefact reduction measures the volume of lysis before revision;
-volume DR is the low-dose follow-up.
-""")
-    o = soft_shell("pelvis and thigh", (-80, 0, 120), (0, 1, 0), 175, 115, 320, 25, inner="muscle")
-    # pelvis: the thin iliac wing, the thick bone above the acetabulum, pubis and ischium below; femur
-    o += bone_union([("iliac wing", (-50, -150, 105), (75, 62, 8), (0, 0, -25)),
-                     ("iliac body (supra-acetabular)", (-22, -80, 100), (36, 34, 24), (0, 0, -20)),
-                     ("acetabular roof and columns", (-8, -38, 100), (40, 34, 36), (0, 0, 0))], 2.0)
-    o += bone("superior pubic ramus", (-60, 0, 130), (45, 9, 9), 1.5, rot=(0, 0, 10))
-    o += bone("ischium", (-30, 20, 75), (16, 35, 16), 1.5)
-    o += obj("ellipsoid", "obturator foramen", "muscle", centre_mm=(-45, 18, 105), semi_axes_mm=(18, 20, 20))
-    o += long_bone("femoral shaft", (24, 40, 100), (34, 150, 96), 14, 5)
-    o += long_bone("femoral neck", (2, -30, 100), (22, 20, 100), 15, 2)
-    o += bone("greater trochanter", (36, 6, 96), (16, 20, 18), 1.5)
-    o += bone("lesser trochanter", (8, 44, 86), (8, 9, 8), 1.5)
-    o += obj("sphere", "osteolysis (granuloma)", "soft_tissue", centre_mm=lesion, diameter_mm=d, finding=name)
-    # the caecum in the right iliac fossa, in front of the ilium: stool mottled with gas
-    rng = np.random.default_rng(11)
-    caecum = (lesion[0] + 5, lesion[1] - 5, 170.0)
-    o += obj("ellipsoid", "caecum (stool)", "soft_tissue", centre_mm=caecum, semi_axes_mm=(38, 42, 22))
-    for k in range(200):
-        u = rng.normal(0, 1, 3)
-        u *= rng.uniform(0, 1) ** (1 / 3) / np.linalg.norm(u)  # uniform in the unit ball
-        c = tuple(float(v) for v in np.add(caecum, u * (32, 36, 16)))
-        o += obj("sphere", f"caecal gas {k}", "air", centre_mm=c, radius_mm=float(rng.uniform(1.5, 5)))
-    # implant: titanium cup with polyethylene liner and a 28 mm CoCr head; titanium neck and stem
-    o += obj("sphere", "acetabular cup (Ti-6Al-4V)", "titanium", centre_mm=(-2, -38, 100), radius_mm=26)
-    o += obj("sphere", "polyethylene liner", "polyethylene", centre_mm=(-2, -38, 100), radius_mm=23)
-    o += obj("cylinder", "cup opening", "muscle", p0_mm=(-2, -38, 100), p1_mm=(18, -10, 100), radius_mm=17)
-    o += obj("sphere", "femoral head (CoCr)", "cocr", centre_mm=(-2, -38, 100), radius_mm=14)
-    o += obj("cylinder", "stem neck (Ti-6Al-4V)", "titanium", p0_mm=(-2, -38, 100), p1_mm=(22, 8, 99), radius_mm=6)
-    o += obj("cylinder", "stem, proximal (Ti-6Al-4V)", "titanium", p0_mm=(20, 0, 99), p1_mm=(28, 70, 98), radius_mm=9)
-    o += obj("cylinder", "stem, distal (Ti-6Al-4V)", "titanium", p0_mm=(28, 70, 98), p1_mm=(32, 140, 97), radius_mm=6)
-    f = finding(name, lesion, d, True,
-                "16 mm osteolytic cavity (wear-debris granuloma) in the supra-acetabular ilium above and medial to "
-                "the cup, under the caecum on the AP film", "ICD10CM:T84.05", contrast="lucent")
-    return (h + protocol(angle=30.0, n=60, sid=1100.0, pivot=100.0, kvp=80.0, filt="2.5Al", sweep_mas=95.0,
-                         film_mas=40.0, rng=(20.0, 200.0), spacing=2.0, mar=True,
-                         dose=((0.18, 2.71), (1.0, 1.0),
-                               f"film: {METTLER} (hip 0.7 mSv, range 0.18-2.71); "
-                               f"sweep: {KOYAMA} (hip-joint tomosynthesis about 1 mSv)"))
-            + o + "\n" + f)
-
-
 # ------------------------------------------------------------------------------------------------ knee
 def knee():
     lesion, d = (-24.0, 48.0, 66.0), 11.0  # the osteolysis under the tray: centre (mm) and diameter
@@ -571,7 +500,7 @@ imaging beyond the chest film unless management depends on it.
         + o + "\n" + f)
 
 
-CASES = {"kub": kub, "wrist": wrist, "sinus": sinus, "lumbar": lumbar, "hip": hip, "knee": knee}
+CASES = {"kub": kub, "wrist": wrist, "sinus": sinus, "lumbar": lumbar, "knee": knee}
 # gallbladder is on the real abdomen CT: tools/make_ct_case.py
 #: Drafts that do not yet pass the evidence tests (tests/test_cases.py); not bundled.  Write one to look at it with
 #: ``python tools/make_cases.py --draft ribs`` (-> phantoms/ribs.toml, delete it afterwards).  Measured with

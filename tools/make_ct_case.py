@@ -673,7 +673,224 @@ finding = "{name}"
     wrote(toml, npz, hu)
 
 
-BUILDERS = {"chest": build_chest, "cspine": build_cspine, "gallbladder": build_gallbladder}
+# ------------------------------------------------------------------------------------------------ hip
+#: The right hip joint of the abdomen-pelvis CT (2 mm AP volume, x = the patient's right): a sphere fitted to
+#: the cortex of the femoral head and the acetabulum (HU > 300, 14-30 mm from the centre, least squares)
+#: gives a centre at (80, 185, 162) mm, radius 24.6 mm.  The CT's last plane is at y 237, through the femoral neck and
+#: the top of the greater trochanter: the rest of the proximal femur is not in it (see build_hip).
+HIP_CENTRE_CT = (80.0, 185.0, 162.0)
+#: The femoral neck runs from the head's centre towards the greater trochanter at about (135, 225, 165).
+NECK_DIR = np.array([54.0, 39.0, 4.0]) / np.linalg.norm([54.0, 39.0, 4.0])
+#: Where the field's centre lies in the CT's frame: 38 mm below and 2 mm lateral of the joint, as in the
+#: analytic hip (the film shows the ilium above the cup and the whole stem below it).
+HIP_FIELD_CENTRE_CT = (82.0, 223.0)
+HIP_EXTEND_MM = 220.0  # synthetic thigh below it: the stem's tip plus the sweep's reach
+
+
+def hip_volume(ct_dir=ABDOMEN_CT):
+    """The pelvis of the abdomen-pelvis CT for the hip case, in the hip's frame (the field's centre at x = y
+    = 0): cropped to y >= 20 and x >= -100 mm (the field never reaches beyond), the real femoral neck
+    beyond the cup taken out (resected at arthroplasty), and extended caudally by HIP_EXTEND_MM of
+    synthetic thigh: the CT's last plane repeated with its bone made muscle (the femur there is analytic)."""
+    from volumedr.phantoms.volume import VoxelVolume
+
+    vol = without_skin_markers(case_from_ct(ct_dir, voxel_mm=2.0, gap_mm=15.0, protocol="gallbladder").volume)
+    X, Y, Z = vol.axis_mm("x"), vol.axis_mm("y"), vol.axis_mm("z")
+    tissue = (vol.hu > -300).any(axis=(0, 2))
+    keep_y = (Y >= 20.0) & (Y <= Y[np.nonzero(tissue)[0][-1]])  # up to the last plane with tissue (y 237)
+    hu = np.array(vol.hu[:, keep_y][:, :, X >= -100.0], np.float32)
+    X, Y = X[X >= -100.0], Y[keep_y]
+    # resection: the real neck between the cup and the stem's shoulder, out to 48 mm along the neck axis
+    zz, yy, xx = np.meshgrid(Z, Y, X, indexing="ij")
+    d = np.stack([xx - HIP_CENTRE_CT[0], yy - HIP_CENTRE_CT[1], zz - HIP_CENTRE_CT[2]], -1)
+    along = d @ NECK_DIR
+    off = np.linalg.norm(d - along[..., None] * NECK_DIR, axis=-1)
+    neck = (along > 0) & (along < 48.0) & (off < 22.0) & (np.linalg.norm(d, axis=-1) > 20.0) & (hu > 100.0)
+    hu[neck] = MUSCLE_HU
+    print(f"resected {int(neck.sum())} voxels of the real femoral neck")
+    from scipy import ndimage
+
+    last = hu[:, -1].copy()
+    last[last > 100.0] = MUSCLE_HU
+    # the thigh's vessels and septa would run on as straight streaks: soften them (4 mm) over the first 20 mm
+    soft = np.where(last > -300.0, ndimage.gaussian_filter(np.where(last > -300.0, last, MUSCLE_HU), 2.0), last)
+    n = int(round(HIP_EXTEND_MM / vol.spacing_mm[1]))
+    t = np.clip(np.arange(1, n + 1) * vol.spacing_mm[1] / 20.0, 0.0, 1.0)[None, :, None]
+    hu = np.concatenate([hu, (1.0 - t) * last[:, None] + t * soft[:, None]], axis=1)
+    origin = (float(X[0] - HIP_FIELD_CENTRE_CT[0]), float(Y[0] - HIP_FIELD_CENTRE_CT[1]), vol.origin_mm[2])
+    return VoxelVolume(hu=np.ascontiguousarray(hu), spacing_mm=vol.spacing_mm, origin_mm=origin,
+                       effective_energy_kev=vol.effective_energy_kev, description=vol.description)
+
+
+MUSCLE_HU = 45.0
+
+
+def to_hip(p):
+    """A point of the CT's frame in the hip case's frame."""
+    return tuple(round(float(v), 1) for v in (p[0] - HIP_FIELD_CENTRE_CT[0], p[1] - HIP_FIELD_CENTRE_CT[1], p[2]))
+
+
+def hip_objects(lesion, d_lesion, name):
+    """The analytic part of the hip case (CT frame in, hip frame out): the proximal femur below the CT's end
+    (synthetic: greater and lesser trochanter, metaphysis, shaft), the osteolysis, and the implant (titanium
+    cup with a polyethylene liner and a 28 mm CoCr head, titanium neck and stem), in painting order."""
+    from make_cases import obj
+
+    c = np.array(HIP_CENTRE_CT)
+    u = NECK_DIR
+    T = to_hip
+    o = ""
+    # the femur: the shaft leans 7 degrees medially going down (towards -x), anteversion ignored
+    shaft0, shaft1 = c + (34, 70, -2), c + (18, 230, -4)
+    for part, (cc, semi, rot) in {"greater trochanter": (c + (62, 48, 0), (16, 26, 20), (0, 0, 10)),
+                                  "intertrochanteric region": (c + (40, 62, -2), (26, 24, 22), (0, 0, -30)),
+                                  "lesser trochanter": (c + (20, 72, -14), (9, 10, 9), (0, 0, 0))}.items():
+        o += obj("ellipsoid", f"femur, {part} (cortex)", "cortical_bone", centre_mm=T(cc), semi_axes_mm=semi,
+                 rotation_deg=rot)
+    o += obj("cylinder", "femoral shaft (cortex)", "cortical_bone", p0_mm=T(shaft0), p1_mm=T(shaft1), radius_mm=14.0)
+    for part, (cc, semi, rot) in {"greater trochanter": (c + (62, 48, 0), (14.5, 24.5, 18.5), (0, 0, 10)),
+                                  "intertrochanteric region": (c + (40, 62, -2), (24, 22, 20), (0, 0, -30)),
+                                  "lesser trochanter": (c + (20, 72, -14), (7.5, 8.5, 7.5), (0, 0, 0))}.items():
+        o += obj("ellipsoid", f"femur, {part} (marrow)", "cancellous_bone", centre_mm=T(cc), semi_axes_mm=semi,
+                 rotation_deg=rot)
+    o += obj("cylinder", "femoral shaft (marrow)", "cancellous_bone", p0_mm=T(shaft0), p1_mm=T(shaft1), radius_mm=9.0)
+    o += obj("sphere", "osteolysis (granuloma)", "soft_tissue", centre_mm=T(lesion), diameter_mm=d_lesion, finding=name)
+    # the caecum, modelled in (this CT's right iliac fossa holds no bowel content in front of the ilium):
+    # faecal loading, stool mottled with gas, 75 mm in front of the cavity
+    caecum = np.add(lesion, (5.0, -5.0, 75.0))
+    o += obj("ellipsoid", "caecum (stool)", "soft_tissue", centre_mm=T(caecum), semi_axes_mm=(38, 42, 22))
+    rng = np.random.default_rng(11)
+    for k in range(200):
+        v = rng.normal(0, 1, 3)
+        v *= rng.uniform(0, 1) ** (1 / 3) / np.linalg.norm(v)  # uniform in the unit ball
+        o += obj("sphere", f"caecal gas {k}", "air", centre_mm=T(caecum + v * (32, 36, 16)),
+                 radius_mm=float(rng.uniform(1.5, 5)))
+    # the implant: the cup reamed into the real acetabulum, opening 45 degrees lateral-caudal, 15 anteverted
+    op = np.array([0.69, 0.69, 0.22]) / np.linalg.norm([0.69, 0.69, 0.22])
+    o += obj("sphere", "acetabular cup (Ti-6Al-4V)", "titanium", centre_mm=T(c), radius_mm=26.0)
+    o += obj("sphere", "polyethylene liner", "polyethylene", centre_mm=T(c), radius_mm=23.0)
+    o += obj("cylinder", "cup opening", "muscle", p0_mm=T(c), p1_mm=T(c + 36 * op), radius_mm=17.0)
+    o += obj("sphere", "femoral head (CoCr)", "cocr", centre_mm=T(c), radius_mm=14.0)
+    shoulder = c + 44 * u
+    o += obj("cylinder", "stem neck (Ti-6Al-4V)", "titanium", p0_mm=T(c), p1_mm=T(shoulder), radius_mm=6.0)
+    mid = shaft0 + 0.35 * (shaft1 - shaft0)
+    tip = shaft0 + 0.62 * (shaft1 - shaft0)
+    o += obj("cylinder", "stem, proximal (Ti-6Al-4V)", "titanium", p0_mm=T(shoulder - 4 * u), p1_mm=T(mid), radius_mm=9.0)
+    o += obj("cylinder", "stem, distal (Ti-6Al-4V)", "titanium", p0_mm=T(mid), p1_mm=T(tip), radius_mm=6.0)
+    return o
+
+
+def lysis_site(vol_ct_hu, axes, target, radius_mm, search_mm=2.0, step=2.0):
+    """The point near ``target`` (CT frame) whose sphere of ``radius_mm`` (plus 3 mm) holds the most bone
+    (mean HU): the cavity is made in real, thick bone.  Its height is then moved to the centroid of the bone
+    it removes (HU above soft tissue), so that the cavity's own signal -- the bone it takes out -- is centred
+    on it and not on the denser cortex above or below.  Returns (site, mean HU)."""
+    X, Y, Z = axes
+    best = None
+    offs = np.arange(-search_mm, search_mm + 1e-9, step)
+    r = radius_mm + 3.0
+    for dx in offs:
+        for dy in offs:
+            for dz in offs:
+                p = (target[0] + dx, target[1] + dy, target[2] + dz)
+                box = vol_ct_hu[np.ix_(np.abs(Z - p[2]) <= r, np.abs(Y - p[1]) <= r, np.abs(X - p[0]) <= r)]
+                m = float(box.mean())
+                if best is None or m > best[1]:
+                    best = (p, m)
+    p = list(best[0])
+    for _ in range(3):
+        zz, yy, xx = np.meshgrid(Z, Y, X, indexing="ij")
+        inside = (xx - p[0]) ** 2 + (yy - p[1]) ** 2 + (zz - p[2]) ** 2 <= radius_mm ** 2
+        w = np.clip(vol_ct_hu[inside] - 40.0, 0.0, None)
+        p[2] = float(np.round(np.sum(w * zz[inside]) / np.sum(w)))
+    return tuple(p), best[1]
+
+
+#: The osteolysis: DeLee-Charnley zone II, above the cup's dome (CT frame), in the thick real bone of the iliac
+#: body; lysis_site centres it on the bone it removes.  Sites tried (volumedr.evidence, seed 1, CNR film / slice,
+#: 2026-12-03): (47, 135, 162) above and medial, in thin bone (157 HU): 1.36 / 1.40; (88, 123, 150) before the
+#: caecum was modelled in: 1.05 / 1.14 (the film shows the cavity plainly: no bowel over it in this CT); behind
+#: the cup (retro-acetabular, 12 mm at (66, 175, 128)): 0.32 / -0.21 (the cup's blur fills the slice); this
+#: site with the caecum, 30 degree sweep: 1.43 / 1.89 (focus 4 mm low); 40 degrees: 1.41 / 2.23 (focus 146).
+HIP_LESION_TARGET_CT = (94.0, 125.0, 150.0)
+HIP_LESION_MM = 16.0
+
+
+def build_hip(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
+    """phantoms/hip.toml + pelvis.npz: a right total hip replacement in the real pelvis of the abdomen-pelvis CT
+    (AP supine), with a wear-debris osteolysis in the real supra-acetabular ilium.  The CT stops through the
+    femoral neck, so the femur below it is synthetic (analytic trochanters and shaft under a thigh made by
+    repeating the CT's last plane); the cup, the head and the stem are exact analytic implants that replace
+    the voxels along their chords; the real femoral neck beyond the cup is taken out (resected)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from make_cases import KOYAMA, METTLER, finding, header, protocol
+
+    vol = hip_volume(ct_dir)
+    X, Y, Z = vol.axis_mm("x"), vol.axis_mm("y"), vol.axis_mm("z")
+    axes_ct = (X + HIP_FIELD_CENTRE_CT[0], Y + HIP_FIELD_CENTRE_CT[1], Z)
+    site, mean = lysis_site(vol.hu, axes_ct, HIP_LESION_TARGET_CT, HIP_LESION_MM / 2)
+    print(f"osteolysis at {to_hip(site)} (hip frame; {mean:.0f} HU around)")
+    npz = out / "pelvis.npz"
+    hu = save_volume(vol, npz)
+    name = "periacetabular osteolysis, zone II"
+    b = vol.body_bounds_mm()
+    text = header(
+        "hip", "Right hip AP (real pelvis): total hip replacement with osteolysis behind the caecum", "pelvis", "HIP",
+        "RFA", "supine, AP, feet internally rotated 15 degrees", (240.0, 300.0), 0.2,
+        f"approximate E/KAP for AP hip/pelvis; film checked against {METTLER} (hip 0.7 mSv)",
+        """
+69-year-old woman with a right total hip replacement (uncemented titanium stem and cup, 28 mm
+cobalt-chrome head on a polyethylene liner) twelve years ago, now under oncology follow-up for a large
+pelvic mass; two months of groin pain on weight bearing. AP hip film: 'components in satisfactory
+position; no definite loosening; faecal loading over the right ilium'.
+""",
+        """
+Findings: a 16 mm osteolytic cavity in the supra-acetabular ilium above the cup's dome (DeLee-Charnley
+zone II), about 30 mm from it: granuloma from polyethylene wear debris, a sign of impending loosening.
+Incidental and real: a very large cystic pelvic mass (the patient's ovarian tumour) filling the pelvis.
+Why volume DR helps: the caecum lies in the right iliac fossa about 75 mm in front of the ilium, and on
+the AP film its mottled stool and gas lie over the cavity and hide it among dozens of rounded
+lucencies. On the slice at the depth of the bone the bowel blurs away along the sweep (40 degrees here,
+for depth resolution in a thick pelvis) and the cavity stands out in the real iliac bone, its edge sharp
+(published: tomosynthesis is superior to radiography for demarcating osteolysis around hip
+arthroplasty; Gothlin JH, Geijer M. The utility of digital linear tomosynthesis imaging of total hip
+joint arthroplasty with suspicion of loosening: a prospective study in 40 patients. Biomed Res Int
+2013:594631).
+Pitfalls: metal produces ripple and streaks along the sweep direction on slices above and below the
+implant; judge the bone on slices away from the metal, and beside the cup rather than under it (a
+cavity directly behind the cobalt-chrome head stays hidden: the head stops almost every photon in
+every view). A lucency under 2 mm along the stem that does not progress is acceptable.
+Compared with CT: CT with metal-artefact reduction measures the volume of lysis before revision;
+volume DR is the low-dose follow-up.
+""").replace("# Generated by tools/make_cases.py", "# Generated by tools/make_ct_case.py")
+    text = text.replace(
+        "\nhistory = ", f'\nnotes = "Anatomy from a real CT: {ABDOMEN_CITATION} The CT (lung bases to the '
+        "proximal femora, 3 mm slices) was contrast-enhanced; the enhancement outside bone is taken out. The CT "
+        "stops through the femoral neck: the femur below it (trochanters and shaft) is synthetic, analytic "
+        "bone under a thigh made by repeating the CT's last plane, and the pelvis ends abruptly there. This "
+        "CT's right iliac fossa holds no bowel content in front of the ilium, so a stool-filled caecum is "
+        "modelled in (analytic stool and gas). The implant, its resection of the real femoral neck, the "
+        "caecum and the osteolysis are synthetic; the pelvis, the acetabulum the cup sits in and the ilium "
+        'the cavity is made in are real."\n'
+        'anatomy_source = "CT: TCIA TCGA-OV, subject TCGA-09-2043 (femur below the neck synthetic)"\nhistory = ', 1)
+    text += protocol(angle=40.0, n=60, sid=1100.0, pivot=round(site[2] / 10) * 10.0, kvp=80.0, filt="2.5Al",
+                     sweep_mas=110.0, film_mas=40.0, rng=(20.0, float(10 * np.floor((b[1, 2] - 10) / 10))),
+                     spacing=2.0, mar=True,
+                     dose=((0.18, 2.71), (1.0, 1.0), f"film: {METTLER} (hip 0.7 mSv, range 0.18-2.71); "
+                                                     f"sweep: {KOYAMA} (hip-joint tomosynthesis about 1 mSv)"))
+    text += volume_toml(npz, vol, "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, pelvis from y 20 mm, 3 mm slices, "
+                                  f"contrast taken out, 2 mm voxels, {HIP_EXTEND_MM:.0f} mm of synthetic thigh below")
+    text += "\n" + hip_objects(site, HIP_LESION_MM, name) + "\n" + finding(
+        name, to_hip(site), HIP_LESION_MM, True,
+        "16 mm osteolytic cavity (wear-debris granuloma) in the real supra-acetabular ilium above the cup's "
+        "dome, under the caecum on the AP film", "ICD10CM:T84.05", contrast="lucent")
+    toml = out / "hip.toml"
+    toml.write_text(text, encoding="utf-8")
+    wrote(toml, npz, hu)
+    return toml
+
+
+BUILDERS = {"chest": build_chest, "cspine": build_cspine, "gallbladder": build_gallbladder, "hip": build_hip}
 DRAFTS = {"sinus": build_sinus, "kub": build_kub}  # not bundled: see their docstrings
 
 if __name__ == "__main__":
