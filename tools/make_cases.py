@@ -1,5 +1,5 @@
-"""Write the bundled analytic teaching cases (phantoms/<name>.toml); the chest and the cervical spine are
-built on real CT anatomy by tools/make_ct_case.py.
+"""Write the bundled analytic teaching cases (phantoms/<name>.toml); the chest, the cervical spine, the
+gallbladder, the KUB and the hip are built on real CT anatomy by tools/make_ct_case.py.
 
 Each case is built from analytic primitives in painter's order (a later object
 replaces an earlier one where they overlap): soft tissue and fat, then bones as
@@ -7,7 +7,7 @@ a cortical shell with cancellous bone inside, then air, implants and findings.
 Run from the repository root:
 
     python tools/make_cases.py            # writes every case
-    python tools/make_cases.py kub        # only these
+    python tools/make_cases.py wrist      # only these
 
 Coordinates (mm): z is the height above the detector; x and y lie in the
 detector plane, with the patient directions given by each case's patient_axes
@@ -154,37 +154,6 @@ def abdomen(pedicles=False):
 
 
 # ----------------------------------------------------------------------------------------------- KUB
-def kub():
-    h = header(
-        "kub", "Abdomen (KUB): right renal stone hidden by bowel gas", "abdomen", "ABDOMEN", "RFA",
-        "supine, AP, on the table", (350.0, 420.0), 0.2,
-        f"approximate E/KAP for AP abdomen; film checked against {METTLER} (abdomen 0.7 mSv)",
-        """
-45-year-old with right loin pain radiating to the groin and microscopic haematuria. KUB film:
-'no definite calculus; overlying bowel gas'. Volume DR requested as a low-dose alternative to CT.
-""",
-        """
-Findings: a 6 mm calcium-oxalate stone in the lower-pole calyx of the right kidney, hidden on the
-film by gas in the hepatic flexure and small bowel in front of it.
-Why volume DR helps: the colon lies anterior to the kidney, so on the slice at the kidney's depth the
-gas pattern blurs away and the stone stands out (published: 75 % sensitivity for ureteric stones vs
-39 % for ultrasound; KUB tomosynthesis 0.83 mSv vs 0.63 mSv for the film and about 3 mSv for stone
-CT).
-Pitfalls: vascular calcifications and phleboliths mimic stones; follow the ureter's course. Stones
-smaller than the slice thickness fade quickly out of focus.
-Compared with CT: low-dose CT remains the reference; volume DR is good for follow-up of known stones.
-""")
-    o = abdomen()
-    o += obj("sphere", "renal stone", "calcium_oxalate", centre_mm=(80, -30, 78), diameter_mm=6,
-             finding="right lower-pole renal stone")
-    f = finding("right lower-pole renal stone", (80, -30, 78), 6, True,
-                "6 mm calcium oxalate stone in the lower-pole calyx of the right kidney, behind colonic gas",
-                "SCT:95570007")
-    return (h + protocol(angle=30.0, n=60, sid=1100.0, pivot=80.0, kvp=80.0, filt="2.5Al", sweep_mas=52.0,
-                         film_mas=40.0, rng=(20.0, 240.0), spacing=2.0, dose=KUB_DOSE)
-            + o + "\n" + f)
-
-
 # --------------------------------------------------------------------------------------------- wrist
 def wrist():
     h = header(
@@ -500,7 +469,7 @@ imaging beyond the chest film unless management depends on it.
         + o + "\n" + f)
 
 
-CASES = {"kub": kub, "wrist": wrist, "sinus": sinus, "lumbar": lumbar, "knee": knee}
+CASES = {"wrist": wrist, "sinus": sinus, "lumbar": lumbar, "knee": knee}
 # gallbladder is on the real abdomen CT: tools/make_ct_case.py
 #: Drafts that do not yet pass the evidence tests (tests/test_cases.py); not bundled.  Write one to look at it with
 #: ``python tools/make_cases.py --draft ribs`` (-> phantoms/ribs.toml, delete it afterwards).  Measured with

@@ -5,11 +5,12 @@ removes the table and the contrast enhancement, resamples it to 2 mm voxels in v
 above the detector), stores HU as int16, and writes a case file with synthetic nodules (analytic spheres: a hybrid
 phantom) placed in aerated lung near the intended sites, by the rule each site names.  Run from the repository root:
 
-    .venv/bin/python tools/make_ct_case.py [chest] [cspine] [gallbladder] [sinus] [kub]
+    .venv/bin/python tools/make_ct_case.py [chest] [cspine] [gallbladder] [kub] [hip] [sinus]
 
 ``cspine`` builds the cervical spine on the real neck CT in ../shared/data/neck-ct-tcga-thca (bundled);
-``gallbladder`` the gallstone case on the abdomen-pelvis CT (bundled, phantoms/abdomen.npz);
-``sinus`` and ``kub`` are drafts on the head and abdomen CTs, not bundled: see build_sinus and build_kub.
+``gallbladder`` and ``kub`` the gallstone and renal-stone cases on the abdomen-pelvis CT (bundled, both on
+phantoms/abdomen.npz); ``hip`` the hip replacement on that CT's pelvis (bundled, phantoms/pelvis.npz);
+``sinus`` is a draft on the head CT, not bundled: see build_sinus.
 """
 from __future__ import annotations
 
@@ -361,21 +362,24 @@ def pelvis_site(vol, centre, radius_mm, search_mm=8.0, step=2.0):
     return best
 
 
+#: Faecal loading, modelled in over the left kidney: this CT's colon in front of the kidney is empty (the
+#: pelvic mass pushes the bowel up and aside), and the real gas there lies in broad, smooth pockets the film's
+#: background fit takes out.  The stool sits 75 mm in front of the stone, in the bowel and mesenteric fat
+#: there (-60 to 30 HU on the CT), behind the real jejunal and colonic gas under the anterior wall.
+KUB_STOOL_OFFSET_MM = (0.0, 0.0, 75.0)
+
+
 def build_kub(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
-    """A draft, not bundled (it would replace the analytic kub): phantoms/kub.toml + abdomen.npz, the real
-    abdomen-pelvis CT, AP supine, with a calcium-oxalate stone in the left renal pelvis behind real bowel gas.
-    Measured (volumedr.evidence, 2026-12-02; no scatter, as every case): 6 mm stone film CNR 3.65, slice 5.98 -
-    the film shows it.  Other sites (one case, one simulation): right lower pole 11.8 / 12.6, right pelvis
-    11.1 / 8.7, left lower pole 10.4 / 7.3, left upper pole behind gas 3.4 / 7.9 (4 mm: 3.7 / 7.3; 5 mm:
-    3.5 / 7.0), proximal ureters 6.1-6.7 / 6.1-7.5.  The stones pass the slice-vs-film ratio at the gas
-    sites but read on the film (CNR > 3), so the case cannot honestly call them occult yet: the CT has
-    little stool or gas in front of the kidneys, and the simulator has no scatter (a 390 mm abdomen's
-    scatter would halve the film's contrast).  Scatter tried (2026-12-02, the simulator's Gaussian scatter at a
-    scatter-to-primary ratio of 4 before the grid, 0.67 after it): film 2.97, slice 5.61 - the stone still
-    reads on the film, so scatter alone does not make it occult; it needs a site behind stool or denser gas,
-    or a subject with more of either."""
+    """phantoms/kub.toml (+ the shared abdomen.npz): the real abdomen-pelvis CT, AP supine, with a 6 mm
+    calcium-oxalate stone in the real left renal pelvis (an analytic sphere) behind faecal loading modelled in
+    (see KUB_STOOL_OFFSET_MM).  Measured (volumedr.evidence, seed 1; CNR film / slice): without the stool
+    (2026-12-02) the stone reads on the film at every site: renal pelvis 3.65 / 5.98, right lower pole 11.8 /
+    12.6, right pelvis 11.1 / 8.7, left lower pole 10.4 / 7.3, left upper pole behind gas 3.4 / 7.9 (4 mm: 3.7
+    / 7.3; 5 mm: 3.5 / 7.0), proximal ureters 6.1-6.7 / 6.1-7.5; with the simulator's scatter at a
+    scatter-to-primary ratio of 4 (0.67 after the grid) 2.97 / 5.61.  The figures with the stool are in
+    docs/cases.md."""
     sys.path.insert(0, str(ROOT / "tools"))
-    from make_cases import KUB_DOSE, header, protocol
+    from make_cases import KUB_DOSE, METTLER, finding, header, protocol
 
     vol = abdomen_volume(ct_dir)
     npz = out / "abdomen.npz"
@@ -388,44 +392,48 @@ def build_kub(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
     name = "left renal pelvic stone"
     print(f"{name}: {site} ({g:.0f} mm of gas in front, {around:.0f} HU around)")
     text = header(
-        "kub", "Abdomen (KUB, real anatomy): left renal stone hidden by bowel gas", "abdomen", "ABDOMEN", "RFA",
-        "supine, AP, on the table", (350.0, 420.0), 0.2,
-        "approximate E/KAP for AP abdomen; film checked against Mettler FA, Huda W, Yoshizumi TT, Mahesh M. "
-        "Effective doses in radiology and diagnostic nuclear medicine: a catalog. Radiology 2008;248:254-263 "
-        "(abdomen 0.7 mSv)",
+        "kub", "Abdomen (KUB, real anatomy): left renal stone hidden by faecal loading", "abdomen", "ABDOMEN",
+        "RFA", "supine, AP, on the table", (350.0, 420.0), 0.2,
+        f"approximate E/KAP for AP abdomen; film checked against {METTLER} (abdomen 0.7 mSv)",
         """
 69-year-old woman with left loin pain radiating to the groin and microscopic haematuria; a large
-pelvic mass is known (under oncology follow-up). KUB film: 'no definite calculus; overlying bowel
-gas'. Volume DR requested as a low-dose alternative to a stone CT.
+pelvic mass is known (under oncology follow-up). KUB film: 'no definite calculus; faecal loading
+over the left flank'. Volume DR requested as a low-dose alternative to a stone CT.
 """,
         """
-Findings: a 6 mm calcium-oxalate stone in the left renal pelvis, hidden on the film by the gas in the
-jejunal loops and the splenic flexure in front of the kidney. Incidental and real: a very large
-cystic pelvic mass rising into the mid abdomen (the patient's ovarian tumour), which pushes the bowel
-up and to the sides.
-Why volume DR helps: the bowel lies anterior to the kidney, so on the slice at the kidney's depth the
-gas pattern blurs away and the stone stands out (published: 75 % sensitivity for ureteric stones vs
-39 % for ultrasound; KUB tomosynthesis 0.83 mSv vs 0.63 mSv for the film and about 3 mSv for stone
-CT).
+Findings: a 6 mm calcium-oxalate stone in the left renal pelvis, hidden on the film by the mottled
+stool and gas of a loaded colon in front of the kidney. Incidental and real: a very large cystic
+pelvic mass rising into the mid abdomen (the patient's ovarian tumour), which pushes the bowel up and
+to the sides, and a fluid-filled stomach.
+Why volume DR helps: the colon lies about 75 mm in front of the kidney, so on the slice at the
+kidney's depth its gas bubbles blur away along the sweep and the stone stands out in the renal sinus
+fat (published: 75 % sensitivity for ureteric stones vs 39 % for ultrasound; KUB tomosynthesis
+0.83 mSv vs 0.63 mSv for the film and about 3 mSv for stone CT).
 Pitfalls: vascular calcifications and phleboliths mimic stones; follow the ureter's course. Stones
-smaller than the slice thickness fade quickly out of focus. The anatomy is real, so real bowel content
-and vessels cross the kidneys on some slices.
+smaller than the slice thickness fade quickly out of focus. The anatomy is real, so real bowel content,
+vessels and the transverse processes cross the kidneys on some slices.
 Compared with CT: low-dose CT remains the reference; volume DR is good for follow-up of known stones.
 """).replace("# Generated by tools/make_cases.py", "# Generated by tools/make_ct_case.py")
     text = text.replace(
         "\nhistory = ", f'\nnotes = "Anatomy from a real CT: {ABDOMEN_CITATION} The CT (lung bases to the '
         "proximal femora, 3 mm slices) was contrast-enhanced; the enhancement outside bone is taken out. "
-        'The stone is synthetic (an analytic sphere in the real renal pelvis)."\n'
+        "Three skin markers on the back are taken off. This CT's colon in front of the left kidney is empty, "
+        "so faecal loading is modelled in there (analytic stool and gas); the stone is synthetic (an analytic "
+        'sphere in the real renal pelvis)."\n'
         'anatomy_source = "CT: TCIA TCGA-OV, subject TCGA-09-2043"\nhistory = ', 1)
     text += protocol(angle=30.0, n=60, sid=1100.0, pivot=round(site[2] / 10) * 10.0, kvp=80.0, filt="2.5Al",
-                     sweep_mas=52.0, film_mas=40.0, rng=(20.0, 260.0), spacing=2.0, dose=KUB_DOSE)
+                     sweep_mas=52.0, film_mas=40.0, rng=(20.0, 340.0), spacing=2.0, dose=KUB_DOSE)
     text += volume_toml(npz, vol, "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 160 slices of 3 mm, table removed, "
-                                  "contrast taken out, 2 mm voxels") + sphere_finding_toml("renal stone", "calcium_oxalate", site, d, name,
-                             "6 mm calcium oxalate stone in the left renal pelvis, behind jejunal and colonic gas",
-                             "SCT:95570007")
+                                  "contrast taken out, 2 mm voxels, a gallbladder painted in")
+    text += "\n" + faecal_loading("descending colon", np.add(site, KUB_STOOL_OFFSET_MM), (34, 40, 18), (28, 34, 13))
+    text += (f'\n[[object]]\ntype = "sphere"\nlabel = "renal stone"\nmaterial = "calcium_oxalate"\n'
+             f"centre_mm = [{site[0]}, {site[1]}, {site[2]}]\ndiameter_mm = {d}\nfinding = \"{name}\"\n\n")
+    text += finding(name, site, d, True, "6 mm calcium oxalate stone in the left renal pelvis, behind a loaded "
+                    "colon on the film", "SCT:95570007")
     toml = out / "kub.toml"
     toml.write_text(text, encoding="utf-8")
     wrote(toml, npz, hu)
+    return toml
 
 
 #: The gallbladder.  This subject's CT shows none in the fossa (contracted or removed: no bile-density pear under
@@ -730,6 +738,23 @@ def to_hip(p):
     return tuple(round(float(v), 1) for v in (p[0] - HIP_FIELD_CENTRE_CT[0], p[1] - HIP_FIELD_CENTRE_CT[1], p[2]))
 
 
+def faecal_loading(label, centre, semi_axes_mm, spread_mm, to_frame=lambda p: tuple(round(float(v), 1) for v in p),
+                   n_gas=200, seed=11, gas_radius_mm=(1.5, 5.0)) -> str:
+    """A loaded stretch of colon, modelled in: an analytic ellipsoid of stool (soft tissue) with ``n_gas`` gas
+    bubbles spread uniformly over an ellipsoid ``spread_mm`` inside it (deterministic), the mottled
+    lucencies that hide small findings on an abdominal film.  ``to_frame`` maps points to the case's frame."""
+    from make_cases import obj
+
+    o = obj("ellipsoid", f"{label} (stool)", "soft_tissue", centre_mm=to_frame(centre), semi_axes_mm=semi_axes_mm)
+    rng = np.random.default_rng(seed)
+    for k in range(n_gas):
+        v = rng.normal(0, 1, 3)
+        v *= rng.uniform(0, 1) ** (1 / 3) / np.linalg.norm(v)  # uniform in the unit ball
+        o += obj("sphere", f"{label} gas {k}", "air", centre_mm=to_frame(np.add(centre, v * spread_mm)),
+                 radius_mm=float(rng.uniform(*gas_radius_mm)))
+    return o
+
+
 def hip_objects(lesion, d_lesion, name):
     """The analytic part of the hip case (CT frame in, hip frame out): the proximal femur below the CT's end
     (synthetic: greater and lesser trochanter, metaphysis, shaft), the osteolysis, and the implant (titanium
@@ -757,14 +782,7 @@ def hip_objects(lesion, d_lesion, name):
     o += obj("sphere", "osteolysis (granuloma)", "soft_tissue", centre_mm=T(lesion), diameter_mm=d_lesion, finding=name)
     # the caecum, modelled in (this CT's right iliac fossa holds no bowel content in front of the ilium):
     # faecal loading, stool mottled with gas, 75 mm in front of the cavity
-    caecum = np.add(lesion, (5.0, -5.0, 75.0))
-    o += obj("ellipsoid", "caecum (stool)", "soft_tissue", centre_mm=T(caecum), semi_axes_mm=(38, 42, 22))
-    rng = np.random.default_rng(11)
-    for k in range(200):
-        v = rng.normal(0, 1, 3)
-        v *= rng.uniform(0, 1) ** (1 / 3) / np.linalg.norm(v)  # uniform in the unit ball
-        o += obj("sphere", f"caecal gas {k}", "air", centre_mm=T(caecum + v * (32, 36, 16)),
-                 radius_mm=float(rng.uniform(1.5, 5)))
+    o += faecal_loading("caecum", np.add(lesion, (5.0, -5.0, 75.0)), (38, 42, 22), (32, 36, 16), T)
     # the implant: the cup reamed into the real acetabulum, opening 45 degrees lateral-caudal, 15 anteverted
     op = np.array([0.69, 0.69, 0.22]) / np.linalg.norm([0.69, 0.69, 0.22])
     o += obj("sphere", "acetabular cup (Ti-6Al-4V)", "titanium", centre_mm=T(c), radius_mm=26.0)
@@ -890,8 +908,9 @@ volume DR is the low-dose follow-up.
     return toml
 
 
-BUILDERS = {"chest": build_chest, "cspine": build_cspine, "gallbladder": build_gallbladder, "hip": build_hip}
-DRAFTS = {"sinus": build_sinus, "kub": build_kub}  # not bundled: see their docstrings
+BUILDERS = {"chest": build_chest, "cspine": build_cspine, "gallbladder": build_gallbladder, "hip": build_hip,
+            "kub": build_kub}
+DRAFTS = {"sinus": build_sinus}  # not bundled: see their docstrings
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or BUILDERS:
