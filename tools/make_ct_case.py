@@ -767,18 +767,17 @@ def hip_objects(lesion, d_lesion, name):
     o = ""
     # the femur: the shaft leans 7 degrees medially going down (towards -x), anteversion ignored
     shaft0, shaft1 = c + (34, 70, -2), c + (18, 230, -4)
-    for part, (cc, semi, rot) in {"greater trochanter": (c + (62, 48, 0), (16, 26, 20), (0, 0, 10)),
-                                  "intertrochanteric region": (c + (40, 62, -2), (26, 24, 22), (0, 0, -30)),
-                                  "lesser trochanter": (c + (20, 72, -14), (9, 10, 9), (0, 0, 0))}.items():
-        o += obj("ellipsoid", f"femur, {part} (cortex)", "cortical_bone", centre_mm=T(cc), semi_axes_mm=semi,
-                 rotation_deg=rot)
-    o += obj("cylinder", "femoral shaft (cortex)", "cortical_bone", p0_mm=T(shaft0), p1_mm=T(shaft1), radius_mm=14.0)
-    for part, (cc, semi, rot) in {"greater trochanter": (c + (62, 48, 0), (14.5, 24.5, 18.5), (0, 0, 10)),
-                                  "intertrochanteric region": (c + (40, 62, -2), (24, 22, 20), (0, 0, -30)),
-                                  "lesser trochanter": (c + (20, 72, -14), (7.5, 8.5, 7.5), (0, 0, 0))}.items():
-        o += obj("ellipsoid", f"femur, {part} (marrow)", "cancellous_bone", centre_mm=T(cc), semi_axes_mm=semi,
-                 rotation_deg=rot)
-    o += obj("cylinder", "femoral shaft (marrow)", "cancellous_bone", p0_mm=T(shaft0), p1_mm=T(shaft1), radius_mm=9.0)
+    # (centre, semi-axes, rotation, cortex mm); every cortex before any marrow, so the femur has one outer cortex
+    parts = {"greater trochanter": (c + (62, 48, 0), (16, 26, 20), (0, 0, 10), 1.5),
+             "intertrochanteric region": (c + (40, 62, -2), (26, 24, 22), (0, 0, -30), 2.0),
+             "lesser trochanter": (c + (20, 72, -14), (9, 10, 9), (0, 0, 0), 1.5)}
+    for layer, material in (("cortex", "cortical_bone"), ("marrow", "cancellous_bone")):
+        inner = layer == "marrow"
+        for part, (cc, semi, rot, cortex) in parts.items():
+            o += obj("ellipsoid", f"femur, {part} ({layer})", material, centre_mm=T(cc),
+                     semi_axes_mm=tuple(v - cortex * inner for v in semi), rotation_deg=rot)
+        o += obj("cylinder", f"femoral shaft ({layer})", material, p0_mm=T(shaft0), p1_mm=T(shaft1),
+                 radius_mm=9.0 if inner else 14.0)
     o += obj("sphere", "osteolysis (granuloma)", "soft_tissue", centre_mm=T(lesion), diameter_mm=d_lesion, finding=name)
     # the caecum, modelled in (this CT's right iliac fossa holds no bowel content in front of the ilium):
     # faecal loading, stool mottled with gas, 75 mm in front of the cavity
