@@ -5,12 +5,12 @@ removes the table and the contrast enhancement, resamples it to 2 mm voxels in v
 above the detector), stores HU as int16, and writes a case file with synthetic nodules (analytic spheres: a hybrid
 phantom) placed in aerated lung near the intended sites, by the rule each site names.  Run from the repository root:
 
-    .venv/bin/python tools/make_ct_case.py [chest] [cspine] [gallbladder] [kub] [hip] [sinus]
+    .venv/bin/python tools/make_ct_case.py [chest] [cspine] [gallbladder] [kub] [hip] [sinus] [lumbar]
 
 ``cspine`` builds the cervical spine on the real neck CT in ../shared/data/neck-ct-tcga-thca (bundled);
 ``gallbladder`` and ``kub`` the gallstone and renal-stone cases on the abdomen-pelvis CT (bundled, both on
 phantoms/abdomen.npz); ``hip`` the hip replacement on that CT's pelvis (bundled, phantoms/pelvis.npz);
-``sinus`` is a draft on the head CT, not bundled: see build_sinus.
+``sinus`` and ``lumbar`` are drafts on the head and abdomen CTs, not bundled: see build_sinus and build_lumbar.
 """
 from __future__ import annotations
 
@@ -907,9 +907,143 @@ volume DR is the low-dose follow-up.
     return toml
 
 
+# --------------------------------------------------------------------------------------------- lumbar
+#: The second lumbar vertebra of the abdomen-pelvis CT (AP volume, CT frame).  Levels counted from the 12th ribs,
+#: whose heads meet the spine at y -110..-95 (T12), and the iliac crests at y 50 (L4): on coronal planes through
+#: the bodies (z 108-140) the discs bulge at y -85 (T12/L1), -50 (L1/L2) and -15 (L2/L3), so the L2 body spans
+#: y -47..-18; it lies off the midline (x -13..33) and 107-147 mm above the detector.
+L2_TOP_Y = -47.0
+L2_CENTRE_XZ = (10.0, 127.0)
+L2_HALF_WIDTH_MM = 22.0
+L2_Z_RANGE = (107.0, 147.0)
+#: The wedge: the upper endplate pressed down 1 mm at the posterior wall, 7 mm at the anterior wall.
+WEDGE_MM = (1.0, 7.0)
+DISC_HU = 80.0
+#: A stool-filled transverse colon under the anterior wall, where this patient's colon lies (the pelvic mass
+#: fills the abdomen behind it; real colonic gas at y -100..-60, z 340-370): 250 mm in front of the spine and
+#: magnified 1.5x against the spine's 1.13x, so it sits at y -33 to project over the band on the film.
+LUMBAR_COLON_CT = (8.0, -33.0, 372.0)
+
+
+def wedge_depth_mm(z):
+    """How far the upper endplate of L2 is pressed down at height ``z`` (posterior 1 mm, anterior 7 mm)."""
+    t = np.clip((np.asarray(z, float) - L2_Z_RANGE[0]) / (L2_Z_RANGE[1] - L2_Z_RANGE[0]), 0.0, 1.0)
+    return WEDGE_MM[0] + t * (WEDGE_MM[1] - WEDGE_MM[0])
+
+
+def lumbar_volume(ct_dir=ABDOMEN_CT):
+    """The abdomen-pelvis CT for the lumbar case (CT frame): cropped to |x| <= 130 mm (the 200 mm field never
+    reaches beyond), with the anterior wedge of the compression painted in: the top of the L2 body, down to
+    wedge_depth_mm below its upper endplate, becomes disc (partial volume along y)."""
+    from volumedr.phantoms.volume import VoxelVolume
+
+    vol = without_skin_markers(case_from_ct(ct_dir, voxel_mm=2.0, gap_mm=15.0, protocol="gallbladder").volume)
+    X, Y, Z = vol.axis_mm("x"), vol.axis_mm("y"), vol.axis_mm("z")
+    keep = np.abs(X) <= 130.0
+    hu = np.array(vol.hu[:, :, keep], np.float32)
+    X = X[keep]
+    dy = vol.spacing_mm[1]
+    inx = np.abs(X - L2_CENTRE_XZ[0]) <= L2_HALF_WIDTH_MM
+    changed = 0
+    for k, z in enumerate(Z):
+        if not L2_Z_RANGE[0] <= z <= L2_Z_RANGE[1]:
+            continue
+        lo, hi = L2_TOP_Y, L2_TOP_Y + float(wedge_depth_mm(z))
+        for j, y in enumerate(Y):
+            w = max(0.0, min(hi, y + dy / 2) - max(lo - 2.0, y - dy / 2)) / dy  # the endplate (2 mm) and the wedge
+            if w <= 0:
+                continue
+            row = hu[k, j, inx]
+            bone = row > DISC_HU
+            row[bone] = row[bone] * (1 - w) + DISC_HU * w
+            hu[k, j, inx] = row
+            changed += int(bone.sum())
+    print(f"pressed the L2 endplate down: {changed} voxels mixed with disc")
+    return VoxelVolume(hu=hu, spacing_mm=vol.spacing_mm, origin_mm=(float(X[0]), vol.origin_mm[1], vol.origin_mm[2]),
+                       effective_energy_kev=vol.effective_energy_kev, description=vol.description)
+
+
+def build_lumbar(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
+    """A draft, not bundled (it would replace the analytic lumbar): phantoms/lumbar.toml + lumbar.npz, an acute
+    wedge compression fracture of the real L2 (the anterior endplate pressed down 7 mm, painted into the
+    voxels) with its sclerotic band of impacted trabeculae (an analytic 3 mm plate under the pressed
+    endplate), behind a stool-filled transverse colon modelled in under the anterior wall (LUMBAR_COLON_CT).
+    It does not pass the evidence (volumedr.evidence, seed 1, 2026-12-03; CNR film / slice): a cortical-bone
+    band 1.78 / 1.81 and plainly seen on the film (a 34 mm deep plate seen edge-on); a cancellous-bone band
+    with the colon's gas laid out by seeds 11-14: 1.59 / 2.14, 2.37 / 1.84, 1.71 / 2.23, 1.50 / 1.85 (300
+    bubbles, seed 11: 2.20 / 2.43); a 40 degree sweep: 1.64 / 1.57, 1.71 / 1.90.  Two reasons: this L2's
+    endplates lie almost parallel to the AP beam (the L1/L2 disc runs from y -43 at z 110 to y -48 at z 142,
+    and the wedge tilts the band back by about as much), so the film sees the band edge-on, its best case;
+    and the band is a line, whose ends cross the CNR's annulus on the film and the slice alike.  A later try
+    should correct L2_TOP_Y to the endplate under that disc (about -42; these figures used -47), measure a
+    line finding along its length, or put the band in a vertebra whose endplates tilt to the beam.  Write it
+    with ``make_ct_case.py lumbar`` to look at it; restore phantoms/lumbar.toml and delete lumbar.npz after."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from make_cases import KOYAMA, METTLER, finding, header, protocol
+    from make_chest_case import obj
+
+    vol = lumbar_volume(ct_dir)
+    npz = out / "lumbar.npz"
+    hu = save_volume(vol, npz)
+    x, z = L2_CENTRE_XZ
+    slope = (WEDGE_MM[1] - WEDGE_MM[0]) / (L2_Z_RANGE[1] - L2_Z_RANGE[0])
+    band = (x, round(L2_TOP_Y + float(wedge_depth_mm(z)) + 1.5, 1), z)
+    name = "L2 compression fracture"
+    b = vol.body_bounds_mm()
+    text = header(
+        "lumbar", "Lumbar spine AP (real anatomy): L2 compression fracture behind the transverse colon", "spine",
+        "LSPINE", "RFA", "supine, AP, knees flexed", (200.0, 400.0), 0.2,
+        f"approximate E/KAP for AP lumbar spine; film checked against {METTLER} (lumbar spine 1.5 mSv)",
+        """
+69-year-old woman with osteoporosis, under oncology follow-up for a large pelvic mass, who lifted a
+heavy box two weeks ago; sudden upper lumbar pain since. Lumbar films reported as 'osteopenia; faecal
+loading obscures detail at L1-L2'. Volume DR requested while awaiting MRI.
+""",
+        """
+Findings: an acute wedge compression fracture of L2: the upper endplate pressed down anteriorly (about
+7 mm at the front, 1 mm at the back) with a 3 mm sclerotic band of impacted trabeculae just below it.
+Incidental and real: osteopenic vertebrae and a very large cystic pelvic mass (the patient's ovarian
+tumour) filling the abdomen in front of the spine.
+Why volume DR helps: on the AP film the band is crossed by the mottled stool and gas of the transverse
+colon, which the mass has pushed up against the anterior abdominal wall, 250 mm in front of the spine.
+On the slice at the band's depth the colon blurs away completely and the band stands out under the
+pressed endplate.
+Pitfalls: compare the endplates level by level (count from the 12th ribs); the psoas shadow, the
+transverse processes and the normal endplates are not the fracture. The AP view shows the band, not
+the wedge: the height loss is best judged on a lateral view. The anatomy is real, so degenerative
+endplate change and osteophytes are present at other levels.
+Compared with CT: CT or MRI shows retropulsion and marrow oedema (acute vs old); volume DR shows the
+band at a fraction of the CT dose.
+""").replace("# Generated by tools/make_cases.py", "# Generated by tools/make_ct_case.py")
+    text = text.replace(
+        "\nhistory = ", f'\nnotes = "Anatomy from a real CT: {ABDOMEN_CITATION} The CT (lung bases to the '
+        "proximal femora, 3 mm slices) was contrast-enhanced; the enhancement outside bone is taken out. "
+        "Three skin markers on the back are taken off. The fracture is synthetic: the wedge painted into the "
+        "real L2 body (its upper endplate and the bone above the pressed level mixed with disc) and the "
+        "band an analytic plate. This CT's transverse colon holds little content over L2, so a stool-filled "
+        'stretch is modelled in under the anterior wall (analytic stool and gas)."\n'
+        'anatomy_source = "CT: TCIA TCGA-OV, subject TCGA-09-2043"\nhistory = ', 1)
+    text += protocol(angle=30.0, n=60, sid=1100.0, pivot=round(z / 10) * 10.0, kvp=80.0, filt="2.5Al",
+                     sweep_mas=90.0, film_mas=60.0, rng=(20.0, float(10 * np.floor((b[1, 2] - 10) / 10))),
+                     spacing=2.0, dose=((0.5, 1.8), (1.0, 1.0), f"film: {METTLER} (lumbar spine 1.5 mSv, range "
+                                                             f"0.5-1.8); sweep: {KOYAMA} (abdominal tomosynthesis "
+                                                             "about 1 mSv)"))
+    text += volume_toml(npz, vol, "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 3 mm slices, table removed, contrast "
+                                  "taken out, 2 mm voxels, cropped to 130 mm either side, an L2 wedge painted in")
+    text += "\n" + faecal_loading("transverse colon", LUMBAR_COLON_CT, (60, 24, 13), (52, 19, 9))
+    text += "\n" + obj("box", "impaction band (L2)", "cancellous_bone", centre_mm=band, size_mm=(40.0, 3.0, 34.0),
+                       rotation_deg=(-float(np.degrees(np.arctan(slope))), 0.0, 0.0), finding=name)
+    text += "\n" + finding(name, band, 6.0, True, "acute wedge compression fracture of the real L2: a 3 mm sclerotic "
+                           "band of impacted trabeculae under the pressed upper endplate", "SCT:207957008")
+    toml = out / "lumbar.toml"
+    toml.write_text(text, encoding="utf-8")
+    wrote(toml, npz, hu)
+    return toml
+
+
 BUILDERS = {"chest": build_chest, "cspine": build_cspine, "gallbladder": build_gallbladder, "hip": build_hip,
             "kub": build_kub}
-DRAFTS = {"sinus": build_sinus}  # not bundled: see their docstrings
+DRAFTS = {"sinus": build_sinus, "lumbar": build_lumbar}  # not bundled: see their docstrings
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or BUILDERS:
