@@ -60,8 +60,11 @@ description = "{description}"
 '''
 
 
-def wrote(toml: Path, npz: Path, hu: np.ndarray) -> None:
+def write_case(toml: Path, text: str, npz: Path, hu: np.ndarray) -> Path:
+    """Write a case file next to its volume (already saved as ``npz``) and say so; returns the case file."""
+    toml.write_text(text, encoding="utf-8")
     print(f"wrote {toml} and {npz.name} ({hu.shape}, {npz.stat().st_size / 1e6:.1f} MB)")
+    return toml
 
 
 # (name, intended centre (x, y, z) mm, diameter mm, material, occult on the plain film, site rule, description)
@@ -209,9 +212,7 @@ resolves depth only to a few mm and blurs structures above and below along the s
         "thickness_mm": 2.0}) + "\n" + dose_table(CHEST_DOSE) + "\n" + volume_toml(
         npz, vol, "CPTAC-PDA C3N-00249 chest CT, 102 slices of 3 mm, table removed, contrast taken out, 2 mm voxels"
     ) + "\n" + "\n".join(objects) + "\n" + "\n".join(findings)
-    toml = ROOT / "phantoms" / "chest.toml"
-    toml.write_text(text, encoding="utf-8")
-    wrote(toml, npz, hu)
+    write_case(ROOT / "phantoms" / "chest.toml", text, npz, hu)
 
 
 HEAD_CT = ROOT.parent / "shared" / "data" / "head-ct-cptac-lscc" / "series"
@@ -329,9 +330,7 @@ slices suffice.
     text += volume_toml(npz, vol, f"CPTAC-LSCC C3N-04457 head CT, 85 slices of 3 mm, contrast taken out, "
                                   f"{SINUS_VOXEL_MM} mm voxels") + sphere_finding_toml("retention cyst", "soft_tissue", site, d, name,
                              "10 mm dome-shaped soft-tissue cyst on the floor of the left maxillary antrum", "")
-    toml = ROOT / "phantoms" / "sinus_ct.toml"
-    toml.write_text(text, encoding="utf-8")
-    wrote(toml, npz, hu)
+    write_case(ROOT / "phantoms" / "sinus_ct.toml", text, npz, hu)
 
 
 ABDOMEN_CT = ROOT.parent / "shared" / "data" / "abdomen-pelvis-ct-tcga-ov" / "series"
@@ -438,10 +437,7 @@ Compared with CT: low-dose CT remains the reference; volume DR is good for follo
              f"centre_mm = [{site[0]}, {site[1]}, {site[2]}]\ndiameter_mm = {d}\nfinding = \"{name}\"\n\n")
     text += finding(name, site, d, True, "6 mm calcium oxalate stone in the left renal pelvis, behind a loaded "
                     "colon on the film", "SCT:95570007")
-    toml = out / "kub.toml"
-    toml.write_text(text, encoding="utf-8")
-    wrote(toml, npz, hu)
-    return toml
+    return write_case(out / "kub.toml", text, npz, hu)
 
 
 #: The gallbladder.  This subject's CT shows none in the fossa (contracted or removed: no bile-density pear under
@@ -580,10 +576,7 @@ than both.
     text += gallstone_toml(stone, name=name)
     text += "\n" + finding(name, stone, 8.0, True, "solitary 8 mm laminated gallstone (calcified rim and nidus) on the "
                           "posterior wall of the gallbladder, under the hepatic-flexure gas on the film", "SCT:266474003")
-    toml = out / "gallbladder.toml"
-    toml.write_text(text, encoding="utf-8")
-    wrote(toml, npz, hu)
-    return toml
+    return write_case(out / "gallbladder.toml", text, npz, hu)
 
 
 NECK_CT = ROOT.parent / "shared" / "data" / "neck-ct-tcga-thca" / "series"
@@ -683,9 +676,7 @@ finding = "{name}"
 
 ''' + finding(name, left, 3.0, True, "2 mm fracture line across the waist of the real dens breaking its lateral cortex, "
                    "behind the teeth on the film", "SCT:71030004", contrast="lucent")
-    toml = out / "cspine.toml"
-    toml.write_text(text, encoding="utf-8")
-    wrote(toml, npz, hu)
+    write_case(out / "cspine.toml", text, npz, hu)
 
 
 # ------------------------------------------------------------------------------------------------ hip
@@ -903,10 +894,7 @@ volume DR is the low-dose follow-up.
         name, to_hip(site), HIP_LESION_MM, True,
         "16 mm osteolytic cavity (wear-debris granuloma) in the real supra-acetabular ilium above the cup's "
         "dome, under the caecum on the AP film", "ICD10CM:T84.05", contrast="lucent")
-    toml = out / "hip.toml"
-    toml.write_text(text, encoding="utf-8")
-    wrote(toml, npz, hu)
-    return toml
+    return write_case(out / "hip.toml", text, npz, hu)
 
 
 # --------------------------------------------------------------------------------------------- lumbar
@@ -1032,10 +1020,7 @@ band at a fraction of the CT dose.
                        rotation_deg=(-float(np.degrees(np.arctan(slope))), 0.0, 0.0), finding=name)
     text += "\n" + finding(name, band, 6.0, True, "acute wedge compression fracture of the real L2: a 3 mm sclerotic "
                            "band of impacted trabeculae under the pressed upper endplate", "SCT:207957008")
-    toml = out / "lumbar.toml"
-    toml.write_text(text, encoding="utf-8")
-    wrote(toml, npz, hu)
-    return toml
+    return write_case(out / "lumbar.toml", text, npz, hu)
 
 
 BUILDERS = {"chest": build_chest, "cspine": build_cspine, "gallbladder": build_gallbladder, "hip": build_hip,
