@@ -424,8 +424,7 @@ class Reconstructor:
         x = np.zeros((len(hm),) + mg.shape, np.float32)
         if s.init == "fbp":
             K.backproject(self._fbp.filtered_projections, *coeffs, np.float32(1.0 / g.n_views), x)
-            np.maximum(x, 0.0, out=x)
-            x *= np.float32(max(sart.fit_scale(x), 0.0))
+            np.maximum(x, 0.0, out=x)  # scaled to fit the data in the first subset (Sart.run's fit_scale)
             yield Progress("SART start (FBP)", 1, 1)
         dz = sart.dz
         n_sub = s.n_subplanes
@@ -444,7 +443,7 @@ class Reconstructor:
             if partial:
                 events.append(IterationResult(it, s.iterations, residual, user_slices(vol)))
 
-        gen = sart.run(x, emit_iterations=on_iteration)
+        gen = sart.run(x, emit_iterations=on_iteration, fit_scale=s.init == "fbp")
         while True:
             try:
                 ev = next(gen)
