@@ -377,8 +377,11 @@ def pelvis_site(vol, centre, radius_mm, search_mm=8.0, step=2.0):
 #: Faecal loading, modelled in over the left kidney: this CT's colon in front of the kidney is empty (the
 #: pelvic mass pushes the bowel up and aside), and the real gas there lies in broad, smooth pockets the film's
 #: background fit takes out.  The stool sits 75 mm in front of the stone, in the bowel and mesenteric fat
-#: there (-60 to 30 HU on the CT), behind the real jejunal and colonic gas under the anterior wall.
+#: there (-60 to 30 HU on the CT), behind the real jejunal and colonic gas under the anterior wall: a tube of
+#: haustra (faecal_colon) whose axis runs from 80 mm above to 80 mm below the stone, 75 mm in front of it,
+#: stepping 20 mm medially on the way down.
 KUB_STOOL_OFFSET_MM = (0.0, 0.0, 75.0)
+KUB_COLON_MM = ((-6.0, -80.0), (14.0, 80.0))  # (x, y) of the colon's axis at its top and bottom, from the stone
 
 
 def build_kub(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
@@ -432,7 +435,10 @@ Compared with CT: low-dose CT remains the reference; volume DR is good for follo
                      sweep_mas=52.0, film_mas=40.0, rng=(20.0, 340.0), spacing=2.0, dose=KUB_DOSE)
     text += volume_toml(npz, vol, "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 160 slices of 3 mm, table removed, "
                                   "contrast taken out, 2 mm voxels, a gallbladder painted in")
-    text += "\n" + faecal_loading("descending colon", np.add(site, KUB_STOOL_OFFSET_MM), (34, 40, 18), (28, 34, 13))
+    (tx, ty), (bx, by) = KUB_COLON_MM
+    text += "\n" + faecal_colon("descending colon", np.add(site, KUB_STOOL_OFFSET_MM) + (tx, ty, 0.0),
+                                np.add(site, KUB_STOOL_OFFSET_MM) + (bx, by, 0.0), (24.0, 18.0), n_gas=600,
+                                gas_radius_mm=(0.8, 4.0))
     text += (f'\n[[object]]\ntype = "sphere"\nlabel = "renal stone"\nmaterial = "calcium_oxalate"\n'
              f"centre_mm = [{site[0]}, {site[1]}, {site[2]}]\ndiameter_mm = {d}\nfinding = \"{name}\"\n\n")
     text += finding(name, site, d, True, "6 mm calcium oxalate stone in the left renal pelvis, behind a loaded "
@@ -750,6 +756,39 @@ def faecal_loading(label, centre, semi_axes_mm, spread_mm, to_frame=lambda p: tu
         v *= rng.uniform(0, 1) ** (1 / 3) / np.linalg.norm(v)  # uniform in the unit ball
         o += obj("sphere", f"{label} gas {k}", "air", centre_mm=to_frame(np.add(centre, v * spread_mm)),
                  radius_mm=float(rng.uniform(*gas_radius_mm)))
+    return o
+
+
+def faecal_colon(label, top, bottom, semi_xz_mm, n_gas, seed=11, gas_radius_mm=(1.0, 4.5), haustrum_mm=25.0) -> str:
+    """A loaded stretch of colon, modelled in from ``top`` to ``bottom`` (CT frame, the tube's axis): a chain of
+    haustra, each an axis-aligned ellipsoid of stool (soft tissue) about ``haustrum_mm`` long with its width
+    ``semi_xz_mm`` alternating by 12 % (the tube's sacculated outline; their centres step from top to bottom,
+    so an oblique course is a staircase of overlapping haustra), and ``n_gas`` gas pockets of log-uniform
+    radius in ``gas_radius_mm`` scattered uniformly along the axis and over the tube's cross-section, 3 mm
+    inside its narrowest wall (deterministic): the mottled, mostly small lucencies of faecal loading along
+    the colon's course, not a round cluster."""
+    from make_cases import obj
+
+    top, bottom = np.asarray(top, float), np.asarray(bottom, float)
+    n = max(1, int(np.ceil(abs(bottom[1] - top[1]) / haustrum_mm)))
+    half = abs(bottom[1] - top[1]) / n / 2 * 1.25  # overlapping, so the tube does not pinch between haustra
+    segs = []
+    for i in range(n):
+        c = top + (i + 0.5) / n * (bottom - top)
+        w = 1.0 + (0.12 if i % 2 == 0 else -0.12)
+        segs.append((c, np.array([semi_xz_mm[0] * w, half, semi_xz_mm[1] * w])))
+    o = "".join(obj("ellipsoid", f"{label} (stool, haustrum {i + 1})", "soft_tissue",
+                    centre_mm=tuple(round(float(v), 1) for v in c), semi_axes_mm=tuple(round(float(v), 1) for v in a))
+                for i, (c, a) in enumerate(segs))
+    rng = np.random.default_rng(seed)
+    lo, hi = np.log(gas_radius_mm[0]), np.log(gas_radius_mm[1])
+    for k in range(n_gas):
+        t = rng.uniform(0, 1)  # along the whole tube, so the mottling runs on between haustra
+        r = float(np.exp(rng.uniform(lo, hi)))
+        phi, rho = rng.uniform(0, 2 * np.pi), np.sqrt(rng.uniform(0, 1))  # uniform over the tube's cross-section
+        c = top + t * (bottom - top) + np.array([(semi_xz_mm[0] * 0.88 - 3.0 - r) * rho * np.cos(phi), 0.0,
+                                                 (semi_xz_mm[1] * 0.88 - 3.0 - r) * rho * np.sin(phi)])
+        o += obj("sphere", f"{label} gas {k}", "air", centre_mm=tuple(round(float(q), 1) for q in c), radius_mm=r)
     return o
 
 
