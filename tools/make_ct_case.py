@@ -437,7 +437,7 @@ Compared with CT: low-dose CT remains the reference; volume DR is good for follo
                                   "contrast taken out, 2 mm voxels, a gallbladder painted in")
     (tx, ty), (bx, by) = KUB_COLON_MM
     text += "\n" + faecal_colon("descending colon", np.add(site, KUB_STOOL_OFFSET_MM) + (tx, ty, 0.0),
-                                np.add(site, KUB_STOOL_OFFSET_MM) + (bx, by, 0.0), (24.0, 18.0), n_gas=600,
+                                np.add(site, KUB_STOOL_OFFSET_MM) + (bx, by, 0.0), (24.0, 18.0), n_gas=400,
                                 gas_radius_mm=(0.8, 4.0))
     text += (f'\n[[object]]\ntype = "sphere"\nlabel = "renal stone"\nmaterial = "calcium_oxalate"\n'
              f"centre_mm = [{site[0]}, {site[1]}, {site[2]}]\ndiameter_mm = {d}\nfinding = \"{name}\"\n\n")
@@ -697,6 +697,13 @@ NECK_DIR = np.array([54.0, 39.0, 4.0]) / np.linalg.norm([54.0, 39.0, 4.0])
 #: analytic hip (the film shows the ilium above the cup and the whole stem below it).
 HIP_FIELD_CENTRE_CT = (82.0, 223.0)
 HIP_EXTEND_MM = 220.0  # synthetic thigh below it: the stem's tip plus the sweep's reach
+BONE_FADE_MM = 24.0  # the pelvic bone the CT cuts runs on into the thigh, fading out over this length
+THIGH_NARROW_MM = 12.0  # the thigh's narrowing below the CT eases out over this length
+
+
+def _ap_path(plane):
+    """Mean water-equivalent path (in voxels) through the tissue of one axial plane (z, x) along z, per column."""
+    return (np.clip(plane + 1000.0, 0.0, None) / 1000.0).sum(axis=0)
 
 
 def hip_volume(ct_dir=ABDOMEN_CT):
@@ -723,12 +730,32 @@ def hip_volume(ct_dir=ABDOMEN_CT):
     from scipy import ndimage
 
     last = hu[:, -1].copy()
+    bone = np.where(last > 100.0, last - MUSCLE_HU, 0.0)  # the pelvis' bone where the CT ends (ischium, pubis)
     last[last > 100.0] = MUSCLE_HU
     # the thigh's vessels and septa would run on as straight streaks: soften them (4 mm) over the first 20 mm
     soft = np.where(last > -300.0, ndimage.gaussian_filter(np.where(last > -300.0, last, MUSCLE_HU), 2.0), last)
     n = int(round(HIP_EXTEND_MM / vol.spacing_mm[1]))
-    t = np.clip(np.arange(1, n + 1) * vol.spacing_mm[1] / 20.0, 0.0, 1.0)[None, :, None]
-    hu = np.concatenate([hu, (1.0 - t) * last[:, None] + t * soft[:, None]], axis=1)
+    dist = np.arange(1, n + 1) * vol.spacing_mm[1]
+    t = np.clip(dist / 20.0, 0.0, 1.0)[None, :, None]
+    # the bones cut by the CT's last plane run on and fade out over BONE_FADE_MM (a cut bone would print a
+    # straight edge across the film)
+    fade = np.clip(1.0 - dist / BONE_FADE_MM, 0.0, 1.0)[None, :, None]
+    ext = (1.0 - t) * last[:, None] + t * soft[:, None] + fade * bone[:, None]  # (z, y, x)
+    # the body narrows towards the buttock crease where the CT ends (its AP path falls 2 mm per mm there):
+    # the thigh goes on narrowing, easing out (THIGH_NARROW_MM), squeezed towards its back, so the film
+    # shows no kink where the CT stops
+    # per column (x): the last 4 mm's slope of the path (in voxels per mm, narrowing only, smoothed over 6 mm)
+    t0 = _ap_path(hu[:, -1])
+    slope = ndimage.gaussian_filter1d(np.minimum(t0 - _ap_path(hu[:, -3]), 0.0) / (2 * vol.spacing_mm[1]), 1.5)
+    back = int(np.argmax((hu[:, -1] > -300.0).any(axis=1)))  # the first tissue from the back (z index)
+    zi = np.arange(hu.shape[0], dtype=float)[:, None]
+    xi = np.broadcast_to(np.arange(ext.shape[2], dtype=float)[None, :], (hu.shape[0], ext.shape[2]))
+    for k, dk in enumerate(dist):
+        c = 1.0 + slope * THIGH_NARROW_MM * (1.0 - np.exp(-dk / THIGH_NARROW_MM)) / np.maximum(t0, 1.0)
+        src = back + (zi - back) / np.maximum(c, 0.5)[None, :]
+        ext[:, k] = ndimage.map_coordinates(ext[:, k], [np.broadcast_to(src, xi.shape), xi], order=1,
+                                            mode="constant", cval=-1000.0)
+    hu = np.concatenate([hu, ext], axis=1)
     origin = (float(X[0] - HIP_FIELD_CENTRE_CT[0]), float(Y[0] - HIP_FIELD_CENTRE_CT[1]), vol.origin_mm[2])
     return VoxelVolume(hu=np.ascontiguousarray(hu), spacing_mm=vol.spacing_mm, origin_mm=origin,
                        effective_energy_kev=vol.effective_energy_kev, description=vol.description)
@@ -743,7 +770,7 @@ def to_hip(p):
 
 
 def faecal_loading(label, centre, semi_axes_mm, spread_mm, to_frame=lambda p: tuple(round(float(v), 1) for v in p),
-                   n_gas=200, seed=11, gas_radius_mm=(1.5, 5.0)) -> str:
+                   n_gas=400, seed=11, gas_radius_mm=(1.5, 5.0), log_radius=False) -> str:
     """A loaded stretch of colon, modelled in: an analytic ellipsoid of stool (soft tissue) with ``n_gas`` gas
     bubbles spread uniformly over an ellipsoid ``spread_mm`` inside it (deterministic), the mottled
     lucencies that hide small findings on an abdominal film.  ``to_frame`` maps points to the case's frame."""
@@ -755,7 +782,8 @@ def faecal_loading(label, centre, semi_axes_mm, spread_mm, to_frame=lambda p: tu
         v = rng.normal(0, 1, 3)
         v *= rng.uniform(0, 1) ** (1 / 3) / np.linalg.norm(v)  # uniform in the unit ball
         o += obj("sphere", f"{label} gas {k}", "air", centre_mm=to_frame(np.add(centre, v * spread_mm)),
-                 radius_mm=float(rng.uniform(*gas_radius_mm)))
+                 radius_mm=float(np.exp(rng.uniform(*np.log(gas_radius_mm))) if log_radius
+                                 else rng.uniform(*gas_radius_mm)))
     return o
 
 
@@ -818,7 +846,8 @@ def hip_objects(lesion, d_lesion, name):
     o += obj("sphere", "osteolysis (granuloma)", "soft_tissue", centre_mm=T(lesion), diameter_mm=d_lesion, finding=name)
     # the caecum, modelled in (this CT's right iliac fossa holds no bowel content in front of the ilium):
     # faecal loading, stool mottled with gas, 75 mm in front of the cavity
-    o += faecal_loading("caecum", np.add(lesion, (5.0, -5.0, 75.0)), (38, 42, 22), (32, 36, 16), T)
+    o += faecal_loading("caecum", np.add(lesion, (5.0, -5.0, 75.0)), (38, 42, 22), (32, 36, 16), T, n_gas=400,
+                        gas_radius_mm=(1.2, 5.5), log_radius=True)
     # the implant: the cup reamed into the real acetabulum, opening 45 degrees lateral-caudal, 15 anteverted
     op = np.array([0.69, 0.69, 0.22]) / np.linalg.norm([0.69, 0.69, 0.22])
     o += obj("sphere", "acetabular cup (Ti-6Al-4V)", "titanium", centre_mm=T(c), radius_mm=26.0)
@@ -865,7 +894,8 @@ def lysis_site(vol_ct_hu, axes, target, radius_mm, search_mm=2.0, step=2.0):
 #: 2026-12-03): (47, 135, 162) above and medial, in thin bone (157 HU): 1.36 / 1.40; (88, 123, 150) before the
 #: caecum was modelled in: 1.05 / 1.14 (the film shows the cavity plainly: no bowel over it in this CT); behind
 #: the cup (retro-acetabular, 12 mm at (66, 175, 128)): 0.32 / -0.21 (the cup's blur fills the slice); this
-#: site with the caecum, 30 degree sweep: 1.43 / 1.89 (focus 4 mm low); 40 degrees: 1.41 / 2.23 (focus 146).
+#: site with the caecum, 30 degree sweep: 1.43 / 1.89 (focus 4 mm low); 40 degrees: 1.41 / 2.23 (focus 146);
+#: the caecum's gas log-uniform (400 pockets of 1.2-5.5 mm) and the thigh's join smoothed: 1.33 / 2.41.
 HIP_LESION_TARGET_CT = (94.0, 125.0, 150.0)
 HIP_LESION_MM = 16.0
 
