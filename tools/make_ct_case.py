@@ -437,7 +437,7 @@ Compared with CT: low-dose CT remains the reference; volume DR is good for follo
                                   "contrast taken out, 2 mm voxels, a gallbladder painted in")
     (tx, ty), (bx, by) = KUB_COLON_MM
     text += "\n" + faecal_colon("descending colon", np.add(site, KUB_STOOL_OFFSET_MM) + (tx, ty, 0.0),
-                                np.add(site, KUB_STOOL_OFFSET_MM) + (bx, by, 0.0), (24.0, 18.0), n_gas=400,
+                                np.add(site, KUB_STOOL_OFFSET_MM) + (bx, by, 0.0), (24.0, 18.0), n_gas=600,
                                 gas_radius_mm=(0.8, 4.0))
     text += (f'\n[[object]]\ntype = "sphere"\nlabel = "renal stone"\nmaterial = "calcium_oxalate"\n'
              f"centre_mm = [{site[0]}, {site[1]}, {site[2]}]\ndiameter_mm = {d}\nfinding = \"{name}\"\n\n")
@@ -770,7 +770,7 @@ def to_hip(p):
 
 
 def faecal_loading(label, centre, semi_axes_mm, spread_mm, to_frame=lambda p: tuple(round(float(v), 1) for v in p),
-                   n_gas=400, seed=11, gas_radius_mm=(1.5, 5.0), log_radius=False) -> str:
+                   n_gas=200, seed=11, gas_radius_mm=(1.5, 5.0), log_radius=False) -> str:
     """A loaded stretch of colon, modelled in: an analytic ellipsoid of stool (soft tissue) with ``n_gas`` gas
     bubbles spread uniformly over an ellipsoid ``spread_mm`` inside it (deterministic), the mottled
     lucencies that hide small findings on an abdominal film.  ``to_frame`` maps points to the case's frame."""
@@ -787,24 +787,30 @@ def faecal_loading(label, centre, semi_axes_mm, spread_mm, to_frame=lambda p: tu
     return o
 
 
-def faecal_colon(label, top, bottom, semi_xz_mm, n_gas, seed=11, gas_radius_mm=(1.0, 4.5), haustrum_mm=25.0) -> str:
-    """A loaded stretch of colon, modelled in from ``top`` to ``bottom`` (CT frame, the tube's axis): a chain of
-    haustra, each an axis-aligned ellipsoid of stool (soft tissue) about ``haustrum_mm`` long with its width
-    ``semi_xz_mm`` alternating by 12 % (the tube's sacculated outline; their centres step from top to bottom,
-    so an oblique course is a staircase of overlapping haustra), and ``n_gas`` gas pockets of log-uniform
-    radius in ``gas_radius_mm`` scattered uniformly along the axis and over the tube's cross-section, 3 mm
-    inside its narrowest wall (deterministic): the mottled, mostly small lucencies of faecal loading along
-    the colon's course, not a round cluster."""
+def faecal_colon(label, top, bottom, semi_cross_mm, n_gas, seed=11, gas_radius_mm=(1.0, 4.5), haustrum_mm=25.0) -> str:
+    """A loaded stretch of colon, modelled in from ``top`` to ``bottom`` (CT frame, the tube's axis, running mainly
+    along y or mainly along x): a chain of haustra, each an axis-aligned ellipsoid of stool (soft tissue) about
+    ``haustrum_mm`` long with its cross-section ``semi_cross_mm`` (across the tube in the detector plane, and
+    in depth) alternating by 12 % (the tube's sacculated outline; their centres step from one end to the
+    other, so an oblique course is a staircase of overlapping haustra), and ``n_gas`` gas pockets of
+    log-uniform radius in ``gas_radius_mm`` scattered uniformly along the axis and over the tube's
+    cross-section, 3 mm inside its narrowest wall (deterministic): the mottled, mostly small lucencies of
+    faecal loading along the colon's course, not a round cluster."""
     from make_cases import obj
 
     top, bottom = np.asarray(top, float), np.asarray(bottom, float)
-    n = max(1, int(np.ceil(abs(bottom[1] - top[1]) / haustrum_mm)))
-    half = abs(bottom[1] - top[1]) / n / 2 * 1.25  # overlapping, so the tube does not pinch between haustra
+    along = 1 if abs(bottom[1] - top[1]) >= abs(bottom[0] - top[0]) else 0  # the axis the tube runs along
+    across = 1 - along
+    length = abs(bottom[along] - top[along])
+    n = max(1, int(np.ceil(length / haustrum_mm)))
+    half = length / n / 2 * 1.25  # overlapping, so the tube does not pinch between haustra
     segs = []
     for i in range(n):
         c = top + (i + 0.5) / n * (bottom - top)
         w = 1.0 + (0.12 if i % 2 == 0 else -0.12)
-        segs.append((c, np.array([semi_xz_mm[0] * w, half, semi_xz_mm[1] * w])))
+        a = np.empty(3)
+        a[along], a[across], a[2] = half, semi_cross_mm[0] * w, semi_cross_mm[1] * w
+        segs.append((c, a))
     o = "".join(obj("ellipsoid", f"{label} (stool, haustrum {i + 1})", "soft_tissue",
                     centre_mm=tuple(round(float(v), 1) for v in c), semi_axes_mm=tuple(round(float(v), 1) for v in a))
                 for i, (c, a) in enumerate(segs))
@@ -814,8 +820,10 @@ def faecal_colon(label, top, bottom, semi_xz_mm, n_gas, seed=11, gas_radius_mm=(
         t = rng.uniform(0, 1)  # along the whole tube, so the mottling runs on between haustra
         r = float(np.exp(rng.uniform(lo, hi)))
         phi, rho = rng.uniform(0, 2 * np.pi), np.sqrt(rng.uniform(0, 1))  # uniform over the tube's cross-section
-        c = top + t * (bottom - top) + np.array([(semi_xz_mm[0] * 0.88 - 3.0 - r) * rho * np.cos(phi), 0.0,
-                                                 (semi_xz_mm[1] * 0.88 - 3.0 - r) * rho * np.sin(phi)])
+        off = np.zeros(3)
+        off[across] = (semi_cross_mm[0] * 0.88 - 3.0 - r) * rho * np.cos(phi)
+        off[2] = (semi_cross_mm[1] * 0.88 - 3.0 - r) * rho * np.sin(phi)
+        c = top + t * (bottom - top) + off
         o += obj("sphere", f"{label} gas {k}", "air", centre_mm=tuple(round(float(q), 1) for q in c), radius_mm=r)
     return o
 
@@ -982,6 +990,10 @@ DISC_HU = 80.0
 #: fills the abdomen behind it; real colonic gas at y -100..-60, z 340-370): 250 mm in front of the spine and
 #: magnified 1.5x against the spine's 1.13x, so it sits at y -33 to project over the band on the film.
 LUMBAR_COLON_CT = (8.0, -33.0, 372.0)
+#: None: the compact stool of faecal_loading; else (half length along x, (semi across, semi deep), gas
+#: pockets, their radius range): a tube of haustra (faecal_colon) across the spine.
+LUMBAR_COLON_TUBE = None
+LUMBAR_BAND = {"material": "cancellous_bone", "depth_mm": 34.0, "width_mm": 40.0}
 
 
 def wedge_depth_mm(z):
@@ -1046,6 +1058,8 @@ def build_lumbar(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
     hu = save_volume(vol, npz)
     x, z = L2_CENTRE_XZ
     slope = (WEDGE_MM[1] - WEDGE_MM[0]) / (L2_Z_RANGE[1] - L2_Z_RANGE[0])
+    depth = LUMBAR_BAND["depth_mm"]
+    z = L2_Z_RANGE[1] - 3.0 - depth / 2 if depth < 34.0 else z  # a shallower band under the anterior wall
     band = (x, round(L2_TOP_Y + float(wedge_depth_mm(z)) + 1.5, 1), z)
     name = "L2 compression fracture"
     b = vol.body_bounds_mm()
@@ -1084,9 +1098,15 @@ band at a fraction of the CT dose.
                                                              "about 1 mSv)"))
     text += volume_toml(npz, vol, "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 3 mm slices, table removed, contrast "
                                   "taken out, 2 mm voxels, cropped to 130 mm either side, an L2 wedge painted in")
-    text += "\n" + faecal_loading("transverse colon", LUMBAR_COLON_CT, (60, 24, 13), (52, 19, 9))
-    text += "\n" + obj("box", "impaction band (L2)", "cancellous_bone", centre_mm=band, size_mm=(40.0, 3.0, 34.0),
-                       rotation_deg=(-float(np.degrees(np.arctan(slope))), 0.0, 0.0), finding=name)
+    if LUMBAR_COLON_TUBE:
+        half, cross, n_gas, radii = LUMBAR_COLON_TUBE
+        text += "\n" + faecal_colon("transverse colon", np.add(LUMBAR_COLON_CT, (-half, 0.0, 0.0)),
+                                    np.add(LUMBAR_COLON_CT, (half, 0.0, 0.0)), cross, n_gas, gas_radius_mm=radii)
+    else:
+        text += "\n" + faecal_loading("transverse colon", LUMBAR_COLON_CT, (60, 24, 13), (52, 19, 9))
+    text += "\n" + obj("box", "impaction band (L2)", LUMBAR_BAND["material"], centre_mm=band,
+                       size_mm=(LUMBAR_BAND["width_mm"], 3.0, depth), finding=name,
+                       rotation_deg=(-float(np.degrees(np.arctan(slope))), 0.0, 0.0))
     text += "\n" + finding(name, band, 6.0, True, "acute wedge compression fracture of the real L2: a 3 mm sclerotic "
                            "band of impacted trabeculae under the pressed upper endplate", "SCT:207957008")
     return write_case(out / "lumbar.toml", text, npz, hu)
