@@ -161,7 +161,7 @@ def build_chest(ct_dir=DEFAULT_CT):
         site, frac = best_site(vol, c, d / 2, rule)
         if frac < (0.6 if rule == "pleura" else 0.9):
             raise SystemExit(f"{name}: no aerated lung near {c} (best {frac:.2f} at {site})")
-        site = tuple(round(float(v), 1) for v in site)
+        site = rounded_mm(site)
         print(f"{name}: {site} (lung {frac:.2f}" + (f", rib {rib_path_mm(vol, site[0], site[1]):.0f} mm"
                                                    if rule == "rib" else "") + ")")
         objects.append(f'[[object]]\ntype = "sphere"\nlabel = "{name}"\nmaterial = "{mat}"\n'
@@ -291,7 +291,7 @@ def build_sinus(ct_dir=HEAD_CT):
     site, frac = antrum_site(vol, (50.0, 29.0, 57.0), d / 2)
     if frac < 0.3:
         raise SystemExit(f"cyst: no sinus air near the intended site (best {frac:.2f} at {site})")
-    site = tuple(round(float(v), 1) for v in site)
+    site = rounded_mm(site)
     name = "mucous retention cyst, left maxillary sinus"
     print(f"{name}: {site} (air {frac:.2f})")
     b = vol.body_bounds_mm()
@@ -403,7 +403,7 @@ def build_kub(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
     site, g, around = pelvis_site(vol, KUB_STONE_CENTRE, d / 2)
     if g < 6.0:
         raise SystemExit(f"stone: only {g:.0f} mm of bowel gas in front of {site}")
-    site = tuple(round(float(v), 1) for v in site)
+    site = rounded_mm(site)
     name = "left renal pelvic stone"
     print(f"{name}: {site} ({g:.0f} mm of gas in front, {around:.0f} HU around)")
     text = ct_header(
@@ -438,7 +438,7 @@ Compared with CT: low-dose CT remains the reference; volume DR is good for follo
     (tx, ty), (bx, by) = KUB_COLON_MM
     text += "\n" + faecal_colon("descending colon", np.add(site, KUB_STOOL_OFFSET_MM) + (tx, ty, 0.0),
                                 np.add(site, KUB_STOOL_OFFSET_MM) + (bx, by, 0.0), (24.0, 18.0), n_gas=600,
-                                gas_radius_mm=(0.8, 4.0))
+                                gas_radius=(0.8, 4.0))
     text += (f'\n[[object]]\ntype = "sphere"\nlabel = "renal stone"\nmaterial = "calcium_oxalate"\n'
              f"centre_mm = [{site[0]}, {site[1]}, {site[2]}]\ndiameter_mm = {d}\nfinding = \"{name}\"\n\n")
     text += finding(name, site, d, True, "6 mm calcium oxalate stone in the left renal pelvis, behind a loaded "
@@ -766,11 +766,23 @@ MUSCLE_HU = 45.0
 
 def to_hip(p):
     """A point of the CT's frame in the hip case's frame."""
-    return tuple(round(float(v), 1) for v in (p[0] - HIP_FIELD_CENTRE_CT[0], p[1] - HIP_FIELD_CENTRE_CT[1], p[2]))
+    return rounded_mm((p[0] - HIP_FIELD_CENTRE_CT[0], p[1] - HIP_FIELD_CENTRE_CT[1], p[2]))
 
 
-def faecal_loading(label, centre, semi_axes_mm, spread_mm, to_frame=lambda p: tuple(round(float(v), 1) for v in p),
-                   n_gas=200, seed=11, gas_radius_mm=(1.5, 5.0), log_radius=False) -> str:
+def rounded_mm(p) -> tuple:
+    """A point or size as written to a case file: floats to 0.1 mm."""
+    return tuple(round(float(v), 1) for v in p)
+
+
+def gas_radius_mm(rng, radius_range_mm, log_uniform: bool) -> float:
+    """One gas pocket's radius drawn from ``radius_range_mm``: uniform, or log-uniform (mostly small ones)."""
+    if log_uniform:
+        return float(np.exp(rng.uniform(*np.log(radius_range_mm))))
+    return float(rng.uniform(*radius_range_mm))
+
+
+def faecal_loading(label, centre, semi_axes_mm, spread_mm, to_frame=rounded_mm,
+                   n_gas=200, seed=11, gas_radius=(1.5, 5.0), log_radius=False) -> str:
     """A loaded stretch of colon, modelled in: an analytic ellipsoid of stool (soft tissue) with ``n_gas`` gas
     bubbles spread uniformly over an ellipsoid ``spread_mm`` inside it (deterministic), the mottled
     lucencies that hide small findings on an abdominal film.  ``to_frame`` maps points to the case's frame."""
@@ -782,18 +794,17 @@ def faecal_loading(label, centre, semi_axes_mm, spread_mm, to_frame=lambda p: tu
         v = rng.normal(0, 1, 3)
         v *= rng.uniform(0, 1) ** (1 / 3) / np.linalg.norm(v)  # uniform in the unit ball
         o += obj("sphere", f"{label} gas {k}", "air", centre_mm=to_frame(np.add(centre, v * spread_mm)),
-                 radius_mm=float(np.exp(rng.uniform(*np.log(gas_radius_mm))) if log_radius
-                                 else rng.uniform(*gas_radius_mm)))
+                 radius_mm=gas_radius_mm(rng, gas_radius, log_radius))
     return o
 
 
-def faecal_colon(label, top, bottom, semi_cross_mm, n_gas, seed=11, gas_radius_mm=(1.0, 4.5), haustrum_mm=25.0) -> str:
+def faecal_colon(label, top, bottom, semi_cross_mm, n_gas, seed=11, gas_radius=(1.0, 4.5), haustrum_mm=25.0) -> str:
     """A loaded stretch of colon, modelled in from ``top`` to ``bottom`` (CT frame, the tube's axis, running mainly
     along y or mainly along x): a chain of haustra, each an axis-aligned ellipsoid of stool (soft tissue) about
     ``haustrum_mm`` long with its cross-section ``semi_cross_mm`` (across the tube in the detector plane, and
     in depth) alternating by 12 % (the tube's sacculated outline; their centres step from one end to the
     other, so an oblique course is a staircase of overlapping haustra), and ``n_gas`` gas pockets of
-    log-uniform radius in ``gas_radius_mm`` scattered uniformly along the axis and over the tube's
+    log-uniform radius in ``gas_radius`` (mm) scattered uniformly along the axis and over the tube's
     cross-section, 3 mm inside its narrowest wall (deterministic): the mottled, mostly small lucencies of
     faecal loading along the colon's course, not a round cluster."""
     from make_cases import obj
@@ -812,19 +823,18 @@ def faecal_colon(label, top, bottom, semi_cross_mm, n_gas, seed=11, gas_radius_m
         a[along], a[across], a[2] = half, semi_cross_mm[0] * w, semi_cross_mm[1] * w
         segs.append((c, a))
     o = "".join(obj("ellipsoid", f"{label} (stool, haustrum {i + 1})", "soft_tissue",
-                    centre_mm=tuple(round(float(v), 1) for v in c), semi_axes_mm=tuple(round(float(v), 1) for v in a))
+                    centre_mm=rounded_mm(c), semi_axes_mm=rounded_mm(a))
                 for i, (c, a) in enumerate(segs))
     rng = np.random.default_rng(seed)
-    lo, hi = np.log(gas_radius_mm[0]), np.log(gas_radius_mm[1])
     for k in range(n_gas):
         t = rng.uniform(0, 1)  # along the whole tube, so the mottling runs on between haustra
-        r = float(np.exp(rng.uniform(lo, hi)))
+        r = gas_radius_mm(rng, gas_radius, True)
         phi, rho = rng.uniform(0, 2 * np.pi), np.sqrt(rng.uniform(0, 1))  # uniform over the tube's cross-section
         off = np.zeros(3)
         off[across] = (semi_cross_mm[0] * 0.88 - 3.0 - r) * rho * np.cos(phi)
         off[2] = (semi_cross_mm[1] * 0.88 - 3.0 - r) * rho * np.sin(phi)
         c = top + t * (bottom - top) + off
-        o += obj("sphere", f"{label} gas {k}", "air", centre_mm=tuple(round(float(q), 1) for q in c), radius_mm=r)
+        o += obj("sphere", f"{label} gas {k}", "air", centre_mm=rounded_mm(c), radius_mm=r)
     return o
 
 
@@ -855,7 +865,7 @@ def hip_objects(lesion, d_lesion, name):
     # the caecum, modelled in (this CT's right iliac fossa holds no bowel content in front of the ilium):
     # faecal loading, stool mottled with gas, 75 mm in front of the cavity
     o += faecal_loading("caecum", np.add(lesion, (5.0, -5.0, 75.0)), (38, 42, 22), (32, 36, 16), T, n_gas=400,
-                        gas_radius_mm=(1.2, 5.5), log_radius=True)
+                        gas_radius=(1.2, 5.5), log_radius=True)
     # the implant: the cup reamed into the real acetabulum, opening 45 degrees lateral-caudal, 15 anteverted
     op = np.array([0.69, 0.69, 0.22]) / np.linalg.norm([0.69, 0.69, 0.22])
     o += obj("sphere", "acetabular cup (Ti-6Al-4V)", "titanium", centre_mm=T(c), radius_mm=26.0)
@@ -1056,10 +1066,10 @@ def build_lumbar(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
     vol = lumbar_volume(ct_dir)
     npz = out / "lumbar.npz"
     hu = save_volume(vol, npz)
-    x, z = L2_CENTRE_XZ
+    x = L2_CENTRE_XZ[0]
     slope = (WEDGE_MM[1] - WEDGE_MM[0]) / (L2_Z_RANGE[1] - L2_Z_RANGE[0])
     depth = LUMBAR_BAND["depth_mm"]
-    z = L2_Z_RANGE[1] - 3.0 - depth / 2 if depth < 34.0 else z  # a shallower band under the anterior wall
+    z = L2_Z_RANGE[1] - 3.0 - depth / 2  # the band's front 3 mm behind the anterior wall (the full 34 mm: L2's centre)
     band = (x, round(L2_TOP_Y + float(wedge_depth_mm(z)) + 1.5, 1), z)
     name = "L2 compression fracture"
     b = vol.body_bounds_mm()
@@ -1101,7 +1111,7 @@ band at a fraction of the CT dose.
     if LUMBAR_COLON_TUBE:
         half, cross, n_gas, radii = LUMBAR_COLON_TUBE
         text += "\n" + faecal_colon("transverse colon", np.add(LUMBAR_COLON_CT, (-half, 0.0, 0.0)),
-                                    np.add(LUMBAR_COLON_CT, (half, 0.0, 0.0)), cross, n_gas, gas_radius_mm=radii)
+                                    np.add(LUMBAR_COLON_CT, (half, 0.0, 0.0)), cross, n_gas, gas_radius=radii)
     else:
         text += "\n" + faecal_loading("transverse colon", LUMBAR_COLON_CT, (60, 24, 13), (52, 19, 9))
     text += "\n" + obj("box", "impaction band (L2)", LUMBAR_BAND["material"], centre_mm=band,
