@@ -84,22 +84,22 @@ def column_pattern(a, b, n_det, n_out, idx, wts, runs, offs):
 @njit(cache=True, nogil=True, inline="always")
 def gather_runs(acc, tmp, wk, runs, offs, n, k_a, k_b):
     """acc[k] += tmp[c] + wk[k] (tmp[c + 1] - tmp[c]), c = k + offs of k's run, for k in [k_a, k_b].
-    Each run is indexed through views by a loop counter from 0, which LLVM can prove non-negative (a
-    signed index into a numba array otherwise carries a wrap-around select that stops vectorisation)."""
+    The runs are indexed with unsigned integers (a signed index into a numba array carries a wrap-around
+    select that stops vectorisation), not through slices: a slice costs its bounds arithmetic once per
+    run, and runs are as short as 18-40 columns on a SART model, where slicing had made the gather
+    1.2x and the forward projection 2x slower (the same result to the bit)."""
+    one = np.uint64(1)
     for r in range(n):
         ka = max(runs[r], k_a)
         kb = min(runs[r + 1], k_b + 1)
         m = kb - ka
         if m <= 0:
             continue
-        c = ka + offs[r]
-        t0 = tmp[c:c + m]
-        t1 = tmp[c + 1:c + 1 + m]
-        av = acc[ka:kb]
-        wv = wk[ka:kb]
-        for i in range(m):
-            x0 = t0[i]
-            av[i] += x0 + wv[i] * (t1[i] - x0)
+        cu = np.uint64(ka + offs[r])
+        ku = np.uint64(ka)
+        for i in range(np.uint64(m)):
+            x0 = tmp[cu + i]
+            acc[ku + i] += x0 + wk[ku + i] * (tmp[cu + i + one] - x0)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -110,6 +110,7 @@ def scatter_runs_rows(d0, f0, d1, f1, x, wk, runs, offs, n):
     neighbouring columns, written as a gather so that it vectorises; each cell's blend is formed once and
     added to both rows (no row buffer to zero, no second pass over the detector row)."""
     one = np.float32(1.0)
+    u1 = np.uint64(1)
     for r in range(n):
         ka = runs[r]
         kb = runs[r + 1]
@@ -120,17 +121,12 @@ def scatter_runs_rows(d0, f0, d1, f1, x, wk, runs, offs, n):
         t = x[ka] * (one - wk[ka])  # the run's first cell
         d0[c] += f0 * t
         d1[c] += f1 * t
-        if m > 1:
-            v0 = d0[c + 1:c + m]
-            v1 = d1[c + 1:c + m]
-            xa = x[ka:kb - 1]
-            wa = wk[ka:kb - 1]
-            xb = x[ka + 1:kb]
-            wb = wk[ka + 1:kb]
-            for i in range(m - 1):
-                t = xa[i] * wa[i] + xb[i] * (one - wb[i])
-                v0[i] += f0 * t
-                v1[i] += f1 * t
+        cu = np.uint64(c + 1)
+        ku = np.uint64(ka)
+        for i in range(np.uint64(m - 1)):  # unsigned indices, no slices (see gather_runs)
+            t = x[ku + i] * wk[ku + i] + x[ku + i + u1] * (one - wk[ku + i + u1])
+            d0[cu + i] += f0 * t
+            d1[cu + i] += f1 * t
         t = x[kb - 1] * wk[kb - 1]  # the run's last cell
         d0[c + m] += f0 * t
         d1[c + m] += f1 * t
