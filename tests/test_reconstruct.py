@@ -129,6 +129,30 @@ def test_numba_forward_projector_equals_numpy_twin():
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("n_views", [1, 2, 3])
+def test_forward_projection_split_by_planes_equals_split_by_views(n_views):
+    """A SART subset's forward projection (few views) splits the planes among the threads, each into
+    detectors of its own; it must equal the per-view kernel and the NumPy twin, and stay the adjoint."""
+    rng = np.random.default_rng(4)
+    geo, grid, heights, coeffs = random_problem(rng, 2)
+    x = rng.standard_normal((len(heights),) + grid.shape).astype(np.float32)
+    views = np.arange(0, 25, 25 // n_views)[:n_views]
+    sub = tuple(np.ascontiguousarray(c[:, :, views]) for c in coeffs)
+    by_views = np.empty((n_views, 23, 23), np.float32)
+    K.forward_project_views(x, *sub, np.float32(0.5), by_views)
+    assert np.abs(by_views).max() > 0.1
+    for T in (2, 3, 5):  # several planes a thread, one each, and threads with none
+        by_planes = np.full_like(by_views, np.nan)
+        K.forward_project_planes(x, *sub, np.float32(0.5), by_planes, T)
+        np.testing.assert_allclose(by_planes, by_views, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(by_planes, forward_project_numpy(x, *sub, 0.5, by_views.shape), rtol=1e-4, atol=1e-4)
+    y = rng.standard_normal(by_views.shape).astype(np.float32)
+    ATy = np.empty_like(x)
+    K.backproject(y, *sub, np.float32(0.5), ATy)
+    assert float(np.vdot(by_planes.astype(np.float64), y)) == pytest.approx(float(np.vdot(x.astype(np.float64), ATy)),
+                                                                            rel=1e-5)
+
+
 @pytest.mark.parametrize("moving", [False, True])
 def test_projector_and_backprojector_are_adjoint(moving):
     rng = np.random.default_rng(2)
