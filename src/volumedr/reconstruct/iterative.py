@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ..errors import ParameterError
@@ -112,7 +113,9 @@ class Sart:
     def memory_bytes(n_views, det_shape, n_planes, grid_shape) -> int:
         proj = n_views * det_shape[0] * det_shape[1] * 4
         vol = n_planes * grid_shape[0] * grid_shape[1] * 4
-        return 2 * proj + 3 * vol  # ray sums, residual | volume, previous and gradient (TV)
+        # ray sums, residual | volume, previous and gradient (TV) | the threads' detectors of a subset's
+        # forward projection (at most PLANE_SPLIT_BYTES)
+        return 2 * proj + 3 * vol + K.PLANE_SPLIT_BYTES
 
     def _sub(self, views):
         return tuple(np.ascontiguousarray(c[:, :, views]) for c in self.coeffs)
@@ -148,10 +151,12 @@ class Sart:
             if self.tv_weight > 0:
                 np.copyto(before, x)
             res2 = 0.0
-            for views in self.order:
+            ax = None  # the current subset's forward projection, when the last update made it
+            for i, views in enumerate(self.order):
                 sub = self._sub(views)
-                ax = np.empty((len(views),) + self.p.shape[1:], np.float32)
-                K.forward_project(x, *sub, np.float32(1.0), ax)
+                if ax is None:
+                    ax = np.empty((len(views),) + self.p.shape[1:], np.float32)
+                    K.forward_project(x, *sub, np.float32(1.0), ax)
                 if fit_scale and step == 0:
                     c = np.float32(self.subset_scale(ax, views))
                     x *= c
@@ -160,7 +165,17 @@ class Sart:
                     if self.tv_weight > 0:
                         np.copyto(before, x)  # the TV step follows the data update, not the scaling
                 res2 += S.normalised_residual(self.p[views], ax, raysum[views], ax)  # ax becomes the ratio
-                K.sart_update(ax, *sub, x, self.relaxation)  # backprojection, column sums and update in one pass
+                nxt = self.order[i + 1] if i + 1 < len(self.order) else None
+                if nxt is not None and K.fused_update_fits(len(nxt), self.p.shape[1:]):
+                    # backprojection, column sums and update in one pass, which also projects the updated
+                    # rows into the next subset's views (its forward projection without reading x again)
+                    ax_next = np.empty((len(nxt),) + self.p.shape[1:], np.float32)
+                    K.sart_update_project(ax, *sub, x, self.relaxation, *self._sub(nxt), ax_next,
+                                          numba.get_num_threads())
+                    ax = ax_next
+                else:  # the last subset (the TV step comes next) or a subset too large to fuse
+                    K.sart_update(ax, *sub, x, self.relaxation)
+                    ax = None
                 step += 1
                 yield Progress(f"SART iteration {it + 1}/{self.iterations}", step, total)
             self.residuals.append(float(np.sqrt(res2)))

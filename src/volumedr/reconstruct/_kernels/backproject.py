@@ -600,6 +600,94 @@ def sart_update(ratio, a_col, b_col, a_row, b_row, x, relaxation):
                     xr[k] = val if val > 0.0 else np.float32(0.0)
 
 
+def fused_update_fits(n_views_next: int, det_shape) -> bool:
+    """Whether :func:`sart_update_project` can take the next subset's forward projection (its T x V
+    detectors within ``PLANE_SPLIT_BYTES``)."""
+    T = numba.get_num_threads()
+    return T * n_views_next * (det_shape[0] + 2) * (det_shape[1] + 2) * 4 <= PLANE_SPLIT_BYTES
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def sart_update_project(ratio, a_col, b_col, a_row, b_row, x, relaxation, n_col, nb_col, n_row, nb_row, out, T):
+    """:func:`sart_update` of x from ``ratio`` (the views of a_*/b_*), and the forward projection of the
+    updated x through the next subset's coefficients (n_col, nb_col, n_row, nb_row: the a and b of its
+    columns and rows) into ``out`` (scale 1), in one pass: each voxel row is projected into the next
+    views while it is still in L1 from its update, so the next subset's forward projection no longer
+    reads the model from memory.  The tasks (blocks of rows of a plane) are split into ``T`` runs of
+    tasks, one per thread, each projecting into detectors of its own, which are summed at the end; x
+    ends as :func:`sart_update` leaves it (to the bit) and ``out`` equals ``forward_project`` of it
+    within float rounding."""
+    V, R, C = ratio.shape
+    S, ny, nx = x.shape
+    Q = a_col.shape[1]
+    W, Rn, Cn = out.shape
+    Qn = n_col.shape[1]
+    idx, wts, runs, offs, nrun, klo, khi = _pattern_arrays(S, Q, V, nx)
+    for t in prange(S * Q * V):
+        _pattern_at(t, a_col, b_col, C, nx, idx, wts, runs, offs, nrun, klo, khi)
+    ones_r = np.ones(R, np.float32)
+    ones_c = np.ones(C, np.float32)
+    cw = np.empty((S, Q, V, nx), np.float32)
+    seg = np.empty((S, Q, V, 4), np.int64)
+    for t in prange(S * Q * V):
+        _taper_table_at(t, a_col, b_col, ones_c, 0, nx, cw, seg)
+    # the next subset's column patterns, as in backproject
+    pidx, pw, pruns, poffs, pn, plo, phi = _pattern_arrays(S, Qn, W, nx)
+    for t in prange(S * Qn * W):
+        _pattern_at(t, n_col, nb_col, Cn, nx, pidx, pw, pruns, poffs, pn, plo, phi)
+    lam = np.float32(relaxation)
+    dets = np.zeros((T, W, Rn + 2, Cn + 2), np.float32)
+    nb = (ny + UPDATE_ROWS - 1) // UPDATE_ROWS
+    n_tasks = S * nb
+    for t in prange(T):
+        # tasks in sart_update's order (blocks of rows, every plane through a block before the next), so
+        # that the detector rows a block reads and writes stay in cache from plane to plane
+        acc = np.empty(nx, np.float32)
+        tmp = np.zeros(C + 2, np.float32)  # tmp[0], tmp[C + 1]: the zeros outside the detector
+        cover = np.empty(nx, np.float32)
+        run = np.empty(nx + 1, np.float32)
+        det = dets[t]
+        for task in range((n_tasks * t) // T, (n_tasks * (t + 1)) // T):
+            jb = task // S
+            s = task - jb * S
+            for j in range(jb * UPDATE_ROWS, min(ny, (jb + 1) * UPDATE_ROWS)):
+                acc[:] = 0.0
+                for q in range(Q):
+                    for v in range(V):
+                        r0, w0, w1 = row_weights(a_row[s, q, v] * j + b_row[s, q, v], R)
+                        if (w0 == 0.0 and w1 == 0.0) or khi[s, q, v] < klo[s, q, v]:
+                            continue
+                        blend_rows(tmp, ratio, v, r0, np.float32(w0), np.float32(w1))
+                        gather_runs(acc, tmp, wts[s, q, v], runs[s, q, v], offs[s, q, v], nrun[s, q, v],
+                                    klo[s, q, v], khi[s, q, v])
+                cover[:] = 0.0
+                run[:] = 0.0
+                coverage_row(cover, run, s, j, a_row, b_row, ones_r, cw, seg)
+                xr = x[s, j]
+                for k in range(nx):
+                    cv = cover[k]
+                    if cv > TINY:
+                        val = xr[k] + lam * acc[k] / cv
+                        xr[k] = val if val > 0.0 else np.float32(0.0)
+                for q in range(Qn):
+                    for w in range(W):
+                        if phi[s, q, w] < plo[s, q, w]:
+                            continue
+                        r0, w0, w1 = row_weights(n_row[s, q, w] * j + nb_row[s, q, w], Rn)
+                        if w0 == 0.0 and w1 == 0.0:
+                            continue
+                        scatter_runs_rows(det[w, r0 + 1], np.float32(w0), det[w, r0 + 2], np.float32(w1), xr,
+                                          pw[s, q, w], pruns[s, q, w], poffs[s, q, w], pn[s, q, w])
+    for i in prange(W * Rn):
+        w = i // Rn
+        r = i - w * Rn
+        for c in range(Cn):
+            a = np.float32(0.0)
+            for t in range(T):
+                a += dets[t, w, r + 1, c + 1]
+            out[w, r, c] = a
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def normalise(out, count, floor, scale, fraction):
     """One pass of the whole-field normalisation: out /= max(count, floor) and fraction (uint8) =

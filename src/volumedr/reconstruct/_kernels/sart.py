@@ -49,29 +49,32 @@ TV_ROWS = 8  # rows per parallel task of tv_gradient (with the plane before's te
 
 @njit(cache=True, nogil=True, inline="always")
 def _tv_terms(x, s, j, eps, t):
-    """The forward differences of row j of plane s and the inverse of their norm: t[0..2] = dz, dy, dx
-    (0 past the last voxel), t[3] = 1 / sqrt(dz^2 + dy^2 + dx^2 + eps); float32, loops that vectorise."""
+    """The forward differences of row j of plane s over their norm: t[0..2] = dz, dy, dx times
+    1 / sqrt(dz^2 + dy^2 + dx^2 + eps), with a zero difference past the last voxel (the row itself stands
+    in for the plane or row after the last); float32, one loop with unsigned indices, which vectorises."""
     S, ny, nx = x.shape
     xr = x[s, j]
-    dz, dy, dx, inv = t[0], t[1], t[2], t[3]
-    if s + 1 < S:
-        xs = x[s + 1, j]
-        for k in range(nx):
-            dz[k] = xs[k] - xr[k]
-    else:
-        dz[:] = 0.0
-    if j + 1 < ny:
-        xj = x[s, j + 1]
-        for k in range(nx):
-            dy[k] = xj[k] - xr[k]
-    else:
-        dy[:] = 0.0
-    for k in range(nx - 1):
-        dx[k] = xr[k + 1] - xr[k]
-    dx[nx - 1] = 0.0
+    xs = x[s + 1, j] if s + 1 < S else xr
+    xj = x[s, j + 1] if j + 1 < ny else xr
+    tz, ty, tx = t[0], t[1], t[2]
     one = np.float32(1.0)
-    for k in range(nx):
-        inv[k] = one / np.sqrt(dz[k] * dz[k] + dy[k] * dy[k] + dx[k] * dx[k] + eps)
+    u1 = np.uint64(1)
+    for i in range(np.uint64(nx - 1)):
+        a = xr[i]
+        dz = xs[i] - a
+        dy = xj[i] - a
+        dx = xr[i + u1] - a
+        inv = one / np.sqrt(dz * dz + dy * dy + dx * dx + eps)
+        tz[i] = dz * inv
+        ty[i] = dy * inv
+        tx[i] = dx * inv
+    k = nx - 1
+    dz = xs[k] - xr[k]
+    dy = xj[k] - xr[k]
+    inv = one / np.sqrt(dz * dz + dy * dy + eps)
+    tz[k] = dz * inv
+    ty[k] = dy * inv
+    tx[k] = np.float32(0.0)
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
@@ -82,19 +85,22 @@ def tv_gradient(x, eps, out):
 
     Voxel c's gradient is -(dz + dy + dx) / n of its own term plus, from each of the three voxels before
     it (plane s - 1, row j - 1, column k - 1), their difference towards c over their own norm.  Each task
-    takes TV_ROWS rows through every plane, keeping the rows' differences and norms of the plane before:
-    each voxel's terms are computed once (once more for the row above a block), in float32.  2.7x
-    faster than four square roots per voxel in float64 (40 x 700 x 800: 54 -> 20 ms, one run)."""
+    takes TV_ROWS rows through every plane, keeping the rows' normalised differences and those of the
+    plane before: each voxel's terms are computed once (once more for the row above a block), in float32
+    (2.7x faster than four square roots per voxel in float64), and each row's gradient and its share of
+    the norm in one loop (1.15-1.25x faster than a loop per term, 100 planes of 1082 x 1198)."""
     S, ny, nx = x.shape
     nb = (ny + TV_ROWS - 1) // TV_ROWS
     part = np.zeros(nb)
     e = np.float32(eps)
+    zero = np.zeros(nx, np.float32)  # the terms before the first row and plane
+    u1 = np.uint64(1)
     for task in prange(nb):
         j0 = task * TV_ROWS
         j1 = min(ny, j0 + TV_ROWS)
         first = max(0, j0 - 1)  # the row above the block, for its dy term
         # terms of rows first..j1 - 1 of this plane and of the plane before, alternating by plane
-        buf = np.empty((2, TV_ROWS + 1, 4, nx), np.float32)
+        buf = np.empty((2, TV_ROWS + 1, 3, nx), np.float32)
         acc = 0.0
         for s in range(S):
             cur = buf[s % 2]
@@ -103,24 +109,19 @@ def tv_gradient(x, eps, out):
                 _tv_terms(x, s, j, e, cur[j - first])
             for j in range(j0, j1):
                 t = cur[j - first]
-                dz, dy, dx, inv = t[0], t[1], t[2], t[3]
+                tz, ty, tx = t[0], t[1], t[2]
+                py = cur[j - 1 - first, 1] if j > 0 else zero
+                bz = below[j - first, 0] if s > 0 else zero
                 o = out[s, j]
-                for k in range(nx):
-                    o[k] = -(dz[k] + dy[k] + dx[k]) * inv[k]
-                for k in range(1, nx):
-                    o[k] += dx[k - 1] * inv[k - 1]
-                if j > 0:
-                    pt = cur[j - 1 - first]
-                    pdy, pinv = pt[1], pt[3]
-                    for k in range(nx):
-                        o[k] += pdy[k] * pinv[k]
-                if s > 0:
-                    bt = below[j - first]
-                    bdz, binv = bt[0], bt[3]
-                    for k in range(nx):
-                        o[k] += bdz[k] * binv[k]
-                for k in range(nx):
-                    acc += o[k] * o[k]
+                v = py[0] + bz[0] - (tz[0] + ty[0] + tx[0])
+                o[0] = v
+                a32 = v * v
+                for i in range(np.uint64(nx - 1)):
+                    k = i + u1
+                    v = tx[i] + py[k] + bz[k] - (tz[k] + ty[k] + tx[k])
+                    o[k] = v
+                    a32 += v * v
+                acc += a32
         part[task] = acc
     return part.sum()
 
