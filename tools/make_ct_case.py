@@ -781,6 +781,22 @@ def gas_radius_mm(rng, radius_range_mm, log_uniform: bool) -> float:
     return float(rng.uniform(*radius_range_mm))
 
 
+GAS_SHAPE_SEED = 7919  # the pockets' shapes come from their own draw, so their places and sizes stay as they were
+
+
+def gas_pocket(label, centre, radius_mm, shape_rng) -> str:
+    """One gas pocket in stool: an ellipsoid of the volume of a sphere of ``radius_mm``, its semi-axes in
+    ratios drawn from 0.7..1 and turned at random (real faecal gas is irregular; a field of spheres reads as
+    bubble wrap on the film)."""
+    from make_cases import obj
+
+    ratios = shape_rng.uniform(0.7, 1.0, 3)
+    ratios /= np.cbrt(np.prod(ratios))
+    rot = shape_rng.uniform(0.0, 180.0, 3)
+    return obj("ellipsoid", label, "air", centre_mm=centre, semi_axes_mm=np.round(radius_mm * ratios, 2),
+               rotation_deg=np.round(rot, 1))
+
+
 def faecal_loading(label, centre, semi_axes_mm, spread_mm, to_frame=rounded_mm,
                    n_gas=200, seed=11, gas_radius=(1.5, 5.0), log_radius=False) -> str:
     """A loaded stretch of colon, modelled in: an analytic ellipsoid of stool (soft tissue) with ``n_gas`` gas
@@ -790,11 +806,12 @@ def faecal_loading(label, centre, semi_axes_mm, spread_mm, to_frame=rounded_mm,
 
     o = obj("ellipsoid", f"{label} (stool)", "soft_tissue", centre_mm=to_frame(centre), semi_axes_mm=semi_axes_mm)
     rng = np.random.default_rng(seed)
+    shapes = np.random.default_rng(seed + GAS_SHAPE_SEED)
     for k in range(n_gas):
         v = rng.normal(0, 1, 3)
         v *= rng.uniform(0, 1) ** (1 / 3) / np.linalg.norm(v)  # uniform in the unit ball
-        o += obj("sphere", f"{label} gas {k}", "air", centre_mm=to_frame(np.add(centre, v * spread_mm)),
-                 radius_mm=gas_radius_mm(rng, gas_radius, log_radius))
+        o += gas_pocket(f"{label} gas {k}", to_frame(np.add(centre, v * spread_mm)),
+                        gas_radius_mm(rng, gas_radius, log_radius), shapes)
     return o
 
 
@@ -826,6 +843,7 @@ def faecal_colon(label, top, bottom, semi_cross_mm, n_gas, seed=11, gas_radius=(
                     centre_mm=rounded_mm(c), semi_axes_mm=rounded_mm(a))
                 for i, (c, a) in enumerate(segs))
     rng = np.random.default_rng(seed)
+    shapes = np.random.default_rng(seed + GAS_SHAPE_SEED)
     for k in range(n_gas):
         t = rng.uniform(0, 1)  # along the whole tube, so the mottling runs on between haustra
         r = gas_radius_mm(rng, gas_radius, True)
@@ -834,7 +852,7 @@ def faecal_colon(label, top, bottom, semi_cross_mm, n_gas, seed=11, gas_radius=(
         off[across] = (semi_cross_mm[0] * 0.88 - 3.0 - r) * rho * np.cos(phi)
         off[2] = (semi_cross_mm[1] * 0.88 - 3.0 - r) * rho * np.sin(phi)
         c = top + t * (bottom - top) + off
-        o += obj("sphere", f"{label} gas {k}", "air", centre_mm=rounded_mm(c), radius_mm=r)
+        o += gas_pocket(f"{label} gas {k}", rounded_mm(c), r, shapes)
     return o
 
 
