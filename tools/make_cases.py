@@ -98,14 +98,15 @@ teaching = """
 
 
 def protocol(kind="linear", direction="y", angle=30.0, n=60, sid=1100.0, pivot=80.0, kvp=80.0, filt="2.5Al+0.1Cu",
-             sweep_mas=10.0, film_mas=5.0, rng=(10.0, 200.0), spacing=2.0, dose=None, mar=False, readout_bin=2):
+             sweep_mas=10.0, film_mas=5.0, rng=(10.0, 200.0), spacing=2.0, dose=None, mar=False, readout_bin=2,
+             thickness=None):
     # readout_bin: the panel read out binned for the sweep, as tomosynthesis rooms do (2: 0.42 mm pixels)
     return ("\n" + table("protocol", {
         "kind": kind, "direction": direction, "total_angle_deg": angle, "n_projections": n, "source_to_image_mm": sid,
         "pivot_height_mm": pivot, "kvp": kvp, "filtration": filt, "sweep_mas": sweep_mas, "plain_film_mas": film_mas,
         "readout_bin": readout_bin})
         + "\n" + table("reconstruction", {"method": "fbp", "range_mm": list(rng), "spacing_mm": spacing,
-                                           "thickness_mm": spacing, **({"mar": True} if mar else {})}) + "\n"
+                                           "thickness_mm": spacing if thickness is None else thickness, **({"mar": True} if mar else {})}) + "\n"
         + dose_table({"film_msv": list(dose[0]), "sweep_msv": list(dose[1]), "reference": dose[2]}) + "\n")
 
 

@@ -1022,6 +1022,9 @@ LUMBAR_COLON_CT = (8.0, -33.0, 372.0)
 #: pockets, their radius range): a tube of haustra (faecal_colon) across the spine.
 LUMBAR_COLON_TUBE = None
 LUMBAR_BAND = {"material": "cancellous_bone", "depth_mm": 34.0, "width_mm": 40.0}
+#: The slices' thickness (mm) at 2 mm spacing: a thick slab averages the quantum noise down while the band,
+#: deep along the beam, keeps its contrast.
+LUMBAR_THICKNESS_MM = 2.0
 
 
 def wedge_depth_mm(z):
@@ -1121,7 +1124,8 @@ band at a fraction of the CT dose.
         "modelled in under the anterior wall (analytic stool and gas).", anatomy_source=ABDOMEN_SOURCE)
     text += protocol(angle=30.0, n=60, sid=1100.0, pivot=round(z / 10) * 10.0, kvp=80.0, filt="2.5Al",
                      sweep_mas=90.0, film_mas=60.0, rng=(20.0, float(10 * np.floor((b[1, 2] - 10) / 10))),
-                     spacing=2.0, dose=((0.5, 1.8), (1.0, 1.0), f"film: {METTLER} (lumbar spine 1.5 mSv, range "
+                     spacing=2.0, thickness=LUMBAR_THICKNESS_MM,
+                     dose=((0.5, 1.8), (1.0, 1.0), f"film: {METTLER} (lumbar spine 1.5 mSv, range "
                                                              f"0.5-1.8); sweep: {KOYAMA} (abdominal tomosynthesis "
                                                              "about 1 mSv)"))
     text += volume_toml(npz, vol, "TCGA-OV TCGA-09-2043 abdomen-pelvis CT, 3 mm slices, table removed, contrast "
