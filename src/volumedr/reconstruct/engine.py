@@ -201,7 +201,7 @@ class Reconstructor:
         zsrc = float(self.geometry.source_positions_mm[:, 2].min())
         self.model_heights_mm = model_heights(obj, self.heights_mm, s.spacing_mm, zsrc)
         need = Sart.memory_bytes(n_views, self.geometry.detector.shape, len(self.model_heights_mm),
-                                 self._model_grid()[0].shape)
+                                 self._model_grid()[0].shape, -(-n_views // self.subsets))
         check_fits(need + self.projections.nbytes, f"SART ({len(self.model_heights_mm)} model planes of "
                    f"{self.grid.shape[0]} x {self.grid.shape[1]} and {n_views} views)")
         # the FBP of the same data: the preview shown at once, and SART's starting point

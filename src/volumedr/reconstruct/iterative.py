@@ -110,12 +110,14 @@ class Sart:
         self.start_scale: float | None = None  # the factor a fitted start was scaled by (run's fit_scale)
 
     @staticmethod
-    def memory_bytes(n_views, det_shape, n_planes, grid_shape) -> int:
+    def memory_bytes(n_views, det_shape, n_planes, grid_shape, subset_views: int = 1) -> int:
         proj = n_views * det_shape[0] * det_shape[1] * 4
         vol = n_planes * grid_shape[0] * grid_shape[1] * 4
-        # ray sums, residual | volume, previous and gradient (TV) | the threads' detectors of a subset's
-        # forward projection (at most PLANE_SPLIT_BYTES)
-        return 2 * proj + 3 * vol + K.PLANE_SPLIT_BYTES
+        # the threads' detectors of a subset's forward projection where it is split by planes (at most
+        # PLANE_SPLIT_BYTES, else it is not split)
+        dets = numba.get_num_threads() * subset_views * (det_shape[0] + 2) * (det_shape[1] + 2) * 4
+        dets = dets if dets <= K.PLANE_SPLIT_BYTES else 0
+        return 2 * proj + 3 * vol + dets  # ray sums, residual | volume, previous and gradient (TV) | detectors
 
     def _sub(self, views):
         return tuple(np.ascontiguousarray(c[:, :, views]) for c in self.coeffs)
@@ -139,7 +141,8 @@ class Sart:
         """Generator: iterate in place on ``x`` (P, ny, nx) float32, yielding Progress; returns x.  With
         ``fit_scale`` x is first scaled by the least-squares factor that best explains the first subset's
         data (:meth:`subset_scale`), from the forward projection the first update needs anyway."""
-        check_fits(self.memory_bytes(self.p.shape[0], self.p.shape[1:], self.shape[0], self.shape[1:]),
+        check_fits(self.memory_bytes(self.p.shape[0], self.p.shape[1:], self.shape[0], self.shape[1:],
+                                     max(len(v) for v in self.order)),
                    f"SART on {self.shape[0]} planes of {self.shape[1]} x {self.shape[2]}")
         raysum = np.empty_like(self.p)
         K.forward_project_ones(self.shape, *self.coeffs, np.float32(1.0), raysum)  # A 1, the ray sums
