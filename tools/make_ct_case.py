@@ -856,6 +856,9 @@ def faecal_colon(label, top, bottom, semi_cross_mm, n_gas, seed=11, gas_radius=(
     return o
 
 
+HIP_GAS = (700, (0.8, 4.5))  # the caecum's gas pockets: how many, and their radius range (mm, log-uniform)
+
+
 def hip_objects(lesion, d_lesion, name):
     """The analytic part of the hip case (CT frame in, hip frame out): the proximal femur below the CT's end
     (synthetic: greater and lesser trochanter, metaphysis, shaft), the osteolysis, and the implant (titanium
@@ -882,8 +885,8 @@ def hip_objects(lesion, d_lesion, name):
     o += obj("sphere", "osteolysis (granuloma)", "soft_tissue", centre_mm=T(lesion), diameter_mm=d_lesion, finding=name)
     # the caecum, modelled in (this CT's right iliac fossa holds no bowel content in front of the ilium):
     # faecal loading, stool mottled with gas, 75 mm in front of the cavity
-    o += faecal_loading("caecum", np.add(lesion, (5.0, -5.0, 75.0)), (38, 42, 22), (32, 36, 16), T, n_gas=400,
-                        gas_radius=(1.2, 5.5), log_radius=True)
+    o += faecal_loading("caecum", np.add(lesion, (5.0, -5.0, 75.0)), (38, 42, 22), (32, 36, 16), T, n_gas=HIP_GAS[0],
+                        gas_radius=HIP_GAS[1], log_radius=True)
     # the implant: the cup reamed into the real acetabulum, opening 45 degrees lateral-caudal, 15 anteverted
     op = np.array([0.69, 0.69, 0.22]) / np.linalg.norm([0.69, 0.69, 0.22])
     o += obj("sphere", "acetabular cup (Ti-6Al-4V)", "titanium", centre_mm=T(c), radius_mm=26.0)
