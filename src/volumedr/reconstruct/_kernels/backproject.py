@@ -305,7 +305,7 @@ def backproject(proj, a_col, b_col, a_row, b_row, scale, out, spans=None):
             out[s, j, k] = acc[k] * scale
 
 
-PLANE_SPLIT_BYTES = 256 * 2 ** 20  # forward_project splits the planes among the threads while their detectors fit in this
+PLANE_SPLIT_BYTES = 256 * 2 ** 20  # the planes are split among the threads while their detectors fit in this
 
 
 def forward_project(vol, a_col, b_col, a_row, b_row, scale, out):
@@ -550,54 +550,17 @@ def coverage_row(acc, run, s, j, a_row, b_row, taper_r, cw, seg):
             acc[k] += total
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def sart_update(ratio, a_col, b_col, a_row, b_row, x, relaxation):
     """One SART update of x (S, ny, nx) in place from the normalised residual ``ratio`` (V, R, C) of a
     subset's views: x <- max(0, x + relaxation * B ratio / B 1) where B 1 > TINY (B: ``backproject``
     with scale 1; B 1: ``coverage``).  The same result to the bit as ``backproject``, ``coverage`` and
     ``sart.apply_update`` one after the other, without writing the update and the column sums out and
-    reading them back (three passes over the volume fewer per subset)."""
-    V, R, C = ratio.shape
-    S, ny, nx = x.shape
-    Q = a_col.shape[1]
-    idx, wts, runs, offs, nrun, klo, khi = _pattern_arrays(S, Q, V, nx)
-    for t in prange(S * Q * V):
-        _pattern_at(t, a_col, b_col, C, nx, idx, wts, runs, offs, nrun, klo, khi)
-    ones_r = np.ones(R, np.float32)
-    ones_c = np.ones(C, np.float32)
-    cw = np.empty((S, Q, V, nx), np.float32)
-    seg = np.empty((S, Q, V, 4), np.int64)
-    for t in prange(S * Q * V):
-        _taper_table_at(t, a_col, b_col, ones_c, 0, nx, cw, seg)
-    lam = np.float32(relaxation)
-    nb = (ny + UPDATE_ROWS - 1) // UPDATE_ROWS
-    for task in prange(S * nb):
-        jb = task // S
-        s = task - jb * S
-        # scratch once per block of rows (a subset has few views: allocating per row cost a fifth)
-        acc = np.empty(nx, np.float32)
-        tmp = np.zeros(C + 2, np.float32)  # tmp[0], tmp[C + 1]: the zeros outside the detector
-        cover = np.empty(nx, np.float32)
-        run = np.empty(nx + 1, np.float32)
-        for j in range(jb * UPDATE_ROWS, min(ny, (jb + 1) * UPDATE_ROWS)):
-            acc[:] = 0.0
-            for q in range(Q):
-                for v in range(V):
-                    r0, w0, w1 = row_weights(a_row[s, q, v] * j + b_row[s, q, v], R)
-                    if (w0 == 0.0 and w1 == 0.0) or khi[s, q, v] < klo[s, q, v]:
-                        continue
-                    blend_rows(tmp, ratio, v, r0, np.float32(w0), np.float32(w1))
-                    gather_runs(acc, tmp, wts[s, q, v], runs[s, q, v], offs[s, q, v], nrun[s, q, v], klo[s, q, v],
-                                khi[s, q, v])
-            cover[:] = 0.0
-            run[:] = 0.0
-            coverage_row(cover, run, s, j, a_row, b_row, ones_r, cw, seg)
-            xr = x[s, j]
-            for k in range(nx):
-                cv = cover[k]
-                if cv > TINY:
-                    val = xr[k] + lam * acc[k] / cv
-                    xr[k] = val if val > 0.0 else np.float32(0.0)
+    reading them back (three passes over the volume fewer per subset): :func:`sart_update_project` with
+    no next views to project into."""
+    S, Q = a_col.shape[:2]
+    none = np.empty((S, Q, 0))
+    sart_update_project(ratio, a_col, b_col, a_row, b_row, x, relaxation, none, none, none, none,
+                        np.empty((0,) + ratio.shape[1:], np.float32), numba.get_num_threads())
 
 
 def fused_update_fits(n_views_next: int, det_shape) -> bool:
@@ -609,14 +572,15 @@ def fused_update_fits(n_views_next: int, det_shape) -> bool:
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def sart_update_project(ratio, a_col, b_col, a_row, b_row, x, relaxation, n_col, nb_col, n_row, nb_row, out, T):
-    """:func:`sart_update` of x from ``ratio`` (the views of a_*/b_*), and the forward projection of the
-    updated x through the next subset's coefficients (n_col, nb_col, n_row, nb_row: the a and b of its
-    columns and rows) into ``out`` (scale 1), in one pass: each voxel row is projected into the next
-    views while it is still in L1 from its update, so the next subset's forward projection no longer
-    reads the model from memory.  The tasks (blocks of rows of a plane) are split into ``T`` runs of
-    tasks, one per thread, each projecting into detectors of its own, which are summed at the end; x
-    ends as :func:`sart_update` leaves it (to the bit) and ``out`` equals ``forward_project`` of it
-    within float rounding."""
+    """The SART update of x from ``ratio`` (the views of a_*/b_*; :func:`sart_update`) and the forward
+    projection of the updated x through the next subset's coefficients (n_col, nb_col, n_row, nb_row: the
+    a and b of its columns and rows) into ``out`` (scale 1), in one pass: each voxel row is projected into
+    the next views while it is still in L1 from its update, so the next subset's forward projection no
+    longer reads the model from memory.  The tasks (blocks of rows of a plane) are split into ``T`` runs
+    of tasks, one per thread (scratch once per thread), each projecting into detectors of its own, which
+    are summed at the end; x ends the same to the bit for any T, and ``out`` equals ``forward_project``
+    of it within float rounding
+    (``out`` may hold no views: :func:`sart_update`)."""
     V, R, C = ratio.shape
     S, ny, nx = x.shape
     Q = a_col.shape[1]
