@@ -324,6 +324,21 @@ def forward_project(vol, a_col, b_col, a_row, b_row, scale, out):
         forward_project_views(vol, a_col, b_col, a_row, b_row, scale, out)
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def _sum_detectors(dets, scale, out):
+    """out[v] = scale * the sum over threads t of dets[t, v] without its border of zeros."""
+    T, V = dets.shape[:2]
+    R, C = out.shape[1:]
+    for i in prange(V * R):
+        v = i // R
+        r = i - v * R
+        for c in range(C):
+            acc = np.float32(0.0)
+            for t in range(T):
+                acc += dets[t, v, r + 1, c + 1]
+            out[v, r, c] = acc * scale
+
+
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def forward_project_planes(vol, a_col, b_col, a_row, b_row, scale, out, T):
     """:func:`forward_project` with the planes split into ``T`` blocks, one per thread, each block
@@ -359,14 +374,7 @@ def forward_project_planes(vol, a_col, b_col, a_row, b_row, scale, out, T):
                             continue
                         scatter_runs_rows(det[v, r0 + 1], np.float32(w0), det[v, r0 + 2], np.float32(w1), xr, wts[v],
                                           runs[v], offs[v], nr[v])
-    for i in prange(V * R):
-        v = i // R
-        r = i - v * R
-        for c in range(C):
-            acc = np.float32(0.0)
-            for t in range(T):
-                acc += dets[t, v, r + 1, c + 1]
-            out[v, r, c] = acc * scale
+    _sum_detectors(dets, scale, out)
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
@@ -642,14 +650,7 @@ def sart_update_project(ratio, a_col, b_col, a_row, b_row, x, relaxation, n_col,
                             continue
                         scatter_runs_rows(det[w, r0 + 1], np.float32(w0), det[w, r0 + 2], np.float32(w1), xr,
                                           pw[s, q, w], pruns[s, q, w], poffs[s, q, w], pn[s, q, w])
-    for i in prange(W * Rn):
-        w = i // Rn
-        r = i - w * Rn
-        for c in range(Cn):
-            a = np.float32(0.0)
-            for t in range(T):
-                a += dets[t, w, r + 1, c + 1]
-            out[w, r, c] = a
+    _sum_detectors(dets, np.float32(1.0), out)
 
 
 @njit(cache=True, nogil=True, parallel=True)
