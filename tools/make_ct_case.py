@@ -384,6 +384,9 @@ KUB_STOOL_OFFSET_MM = (0.0, 0.0, 75.0)
 KUB_COLON_MM = ((-6.0, -80.0), (14.0, 80.0))  # (x, y) of the colon's axis at its top and bottom, from the stone
 
 
+KUB_GAS = (900, (0.6, 3.5))  # the descending colon's gas pockets: how many, their radius range (mm, log-uniform)
+
+
 def build_kub(ct_dir=ABDOMEN_CT, out=ROOT / "phantoms"):
     """phantoms/kub.toml (+ the shared abdomen.npz): the real abdomen-pelvis CT, AP supine, with a 6 mm
     calcium-oxalate stone in the real left renal pelvis (an analytic sphere) behind faecal loading modelled in
@@ -437,8 +440,8 @@ Compared with CT: low-dose CT remains the reference; volume DR is good for follo
                                   "contrast taken out, 2 mm voxels, a gallbladder painted in")
     (tx, ty), (bx, by) = KUB_COLON_MM
     text += "\n" + faecal_colon("descending colon", np.add(site, KUB_STOOL_OFFSET_MM) + (tx, ty, 0.0),
-                                np.add(site, KUB_STOOL_OFFSET_MM) + (bx, by, 0.0), (24.0, 18.0), n_gas=600,
-                                gas_radius=(0.8, 4.0))
+                                np.add(site, KUB_STOOL_OFFSET_MM) + (bx, by, 0.0), (24.0, 18.0), n_gas=KUB_GAS[0],
+                                gas_radius=KUB_GAS[1])
     text += (f'\n[[object]]\ntype = "sphere"\nlabel = "renal stone"\nmaterial = "calcium_oxalate"\n'
              f"centre_mm = [{site[0]}, {site[1]}, {site[2]}]\ndiameter_mm = {d}\nfinding = \"{name}\"\n\n")
     text += finding(name, site, d, True, "6 mm calcium oxalate stone in the left renal pelvis, behind a loaded "
