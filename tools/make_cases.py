@@ -106,7 +106,8 @@ def protocol(kind="linear", direction="y", angle=30.0, n=60, sid=1100.0, pivot=8
         "pivot_height_mm": pivot, "kvp": kvp, "filtration": filt, "sweep_mas": sweep_mas, "plain_film_mas": film_mas,
         "readout_bin": readout_bin})
         + "\n" + table("reconstruction", {"method": "fbp", "range_mm": list(rng), "spacing_mm": spacing,
-                                           "thickness_mm": spacing if thickness is None else thickness, **({"mar": True} if mar else {})}) + "\n"
+                                           "thickness_mm": spacing if thickness is None else thickness,
+                                           **({"mar": True} if mar else {})}) + "\n"
         + dose_table({"film_msv": list(dose[0]), "sweep_msv": list(dose[1]), "reference": dose[2]}) + "\n")
 
 

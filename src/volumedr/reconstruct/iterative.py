@@ -115,7 +115,7 @@ class Sart:
         vol = n_planes * grid_shape[0] * grid_shape[1] * 4
         # the threads' detectors of a subset's forward projection where it is split by planes (at most
         # PLANE_SPLIT_BYTES, else it is not split)
-        dets = numba.get_num_threads() * subset_views * (det_shape[0] + 2) * (det_shape[1] + 2) * 4
+        dets = K.split_detector_bytes(subset_views, det_shape)
         dets = dets if dets <= K.PLANE_SPLIT_BYTES else 0
         return 2 * proj + 3 * vol + dets  # ray sums, residual | volume, previous and gradient (TV) | detectors
 
@@ -155,8 +155,10 @@ class Sart:
                 np.copyto(before, x)
             res2 = 0.0
             ax = None  # the current subset's forward projection, when the last update made it
+            sub_next = None  # its coefficients, taken out by the last update
             for i, views in enumerate(self.order):
-                sub = self._sub(views)
+                sub = sub_next if sub_next is not None else self._sub(views)
+                sub_next = None
                 if ax is None:
                     ax = np.empty((len(views),) + self.p.shape[1:], np.float32)
                     K.forward_project(x, *sub, np.float32(1.0), ax)
@@ -173,7 +175,8 @@ class Sart:
                     # backprojection, column sums and update in one pass, which also projects the updated
                     # rows into the next subset's views (its forward projection without reading x again)
                     ax_next = np.empty((len(nxt),) + self.p.shape[1:], np.float32)
-                    K.sart_update_project(ax, *sub, x, self.relaxation, *self._sub(nxt), ax_next,
+                    sub_next = self._sub(nxt)
+                    K.sart_update_project(ax, *sub, x, self.relaxation, *sub_next, ax_next,
                                           numba.get_num_threads())
                     ax = ax_next
                 else:  # the last subset (the TV step comes next) or a subset too large to fuse

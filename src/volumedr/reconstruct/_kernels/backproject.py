@@ -308,6 +308,12 @@ def backproject(proj, a_col, b_col, a_row, b_row, scale, out, spans=None):
 PLANE_SPLIT_BYTES = 256 * 2 ** 20  # the planes are split among the threads while their detectors fit in this
 
 
+def split_detector_bytes(n_views: int, det_shape) -> int:
+    """Bytes of the threads' own detectors (with their border of zeros) when a projection into ``n_views``
+    views is split by planes (:func:`forward_project_planes`, :func:`sart_update_project`)."""
+    return numba.get_num_threads() * n_views * (det_shape[0] + 2) * (det_shape[1] + 2) * 4
+
+
 def forward_project(vol, a_col, b_col, a_row, b_row, scale, out):
     """Adjoint of :func:`backproject`: vol (S, ny, nx) f32 -> out (V, R, C) f32 (overwritten).
 
@@ -318,7 +324,7 @@ def forward_project(vol, a_col, b_col, a_row, b_row, scale, out):
     (:func:`forward_project_views`)."""
     V, R, C = out.shape
     T = numba.get_num_threads()
-    if T > 1 and V < 2 * T and T * V * (R + 2) * (C + 2) * 4 <= PLANE_SPLIT_BYTES and vol.shape[0] >= T:
+    if T > 1 and V < 2 * T and split_detector_bytes(V, (R, C)) <= PLANE_SPLIT_BYTES and vol.shape[0] >= T:
         forward_project_planes(vol, a_col, b_col, a_row, b_row, scale, out, T)
     else:
         forward_project_views(vol, a_col, b_col, a_row, b_row, scale, out)
@@ -574,8 +580,7 @@ def sart_update(ratio, a_col, b_col, a_row, b_row, x, relaxation):
 def fused_update_fits(n_views_next: int, det_shape) -> bool:
     """Whether :func:`sart_update_project` can take the next subset's forward projection (its T x V
     detectors within ``PLANE_SPLIT_BYTES``)."""
-    T = numba.get_num_threads()
-    return T * n_views_next * (det_shape[0] + 2) * (det_shape[1] + 2) * 4 <= PLANE_SPLIT_BYTES
+    return split_detector_bytes(n_views_next, det_shape) <= PLANE_SPLIT_BYTES
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
