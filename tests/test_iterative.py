@@ -67,6 +67,17 @@ def test_fused_sart_update_equals_backprojection_column_sums_and_update_in_turn(
     K.sart_update(ratio, *coeffs, x2, 0.7)
     assert np.array_equal(x1, x2)
     assert (x2 == 0).any() and not np.array_equal(x2, x0)
+    # a subset of two views (the column sums of the columns both views see in full taken as the row
+    # weights' sum, the rest summed as coverage sums them): equal within float rounding
+    for views in ([0, 12], [3], [5, 6, 7, 8]):
+        sub = tuple(np.ascontiguousarray(c[:, :, views]) for c in coeffs)
+        x1, x2 = x0.copy(), x0.copy()
+        K.backproject(ratio[views], *sub, np.float32(1.0), upd)
+        K.coverage(*sub, 23, 23, cover)
+        S.apply_update(x1, upd, cover, 0.7)
+        K.sart_update(ratio[views], *sub, x2, 0.7)
+        np.testing.assert_allclose(x2, x1, rtol=1e-5, atol=1e-6)
+        assert (x2 == 0).any() and not np.array_equal(x2, x0)
 
 
 @pytest.mark.parametrize("Q", [1, 2])
@@ -156,6 +167,24 @@ def test_resampling_planes_to_thick_slices():
     x = np.broadcast_to(hm[:, None, None], (len(hm), 2, 3)).astype(np.float32)  # plane value = its height
     out = resample_planes(x, hm, np.array([14.0, 15.0, 20.0]), 4.0, 2)
     assert np.allclose(out[:, 0, 0], [14.0, 15.0, 20.0])
+
+
+def test_resampling_kernel_equals_numpy():
+    from volumedr.reconstruct.iterative import resample_weights
+
+    hm = np.arange(10.0, 31.0, 2.0)
+    vol = np.random.default_rng(8).random((len(hm), 9, 12), dtype=np.float32)
+    heights = np.array([8.0, 10.0, 13.3, 20.0, 29.5, 31.0])  # past both ends too: clipped to the range
+    for thickness, n_sub in [(1.0, 1), (4.0, 3), (6.0, 4)]:
+        view = vol[:, 2:8, 3:11]  # a view, as SART passes its model without the margin
+        idx, w = resample_weights(hm, heights, thickness, n_sub)
+        out = np.empty((len(heights),) + view.shape[1:], np.float32)
+        S.resample(view, idx, w, 0.5 / n_sub, out)  # scale: the mean, halved
+        assert np.allclose(out, 0.5 * resample_planes(view, hm, heights, thickness, n_sub), rtol=1e-6, atol=1e-7)
+    one = np.empty((2, 9, 12), np.float32)
+    idx, w = resample_weights(hm[:1], np.array([5.0, 12.0]), 2.0, 2)  # a one-plane model
+    S.resample(vol[:1], idx, w, 1.0, one)
+    assert np.allclose(one, vol[0] * 2.0)
 
 
 # ------------------------------------------------------------------------------------ the method

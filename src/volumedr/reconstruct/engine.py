@@ -408,7 +408,8 @@ class Reconstructor:
         :class:`~volumedr.reconstruct.iterative.IterationResult` after each iteration); returns the
         user's slices in mu (1/mm)."""
         from .filters import cosine_weights
-        from .iterative import IterationResult, Sart, resample_planes
+        from ._kernels.sart import resample
+        from .iterative import IterationResult, Sart, resample_weights
 
         s = self.settings
         g = self.geometry
@@ -431,10 +432,12 @@ class Reconstructor:
         events = []
         metal_scale = self._metal_mu_scale(hm, dz) if self._metal is not None else 0.0
 
+        r_idx, r_w = resample_weights(hm, self.heights_mm, s.thickness_mm, n_sub)
+
         def user_slices(vol):
             ny, nx = self.grid.shape
-            out = resample_planes(vol[:, my:my + ny, mx:mx + nx], hm, self.heights_mm, s.thickness_mm, n_sub)
-            out /= np.float32(dz)
+            out = np.empty((len(self.heights_mm), ny, nx), np.float32)
+            resample(vol[:, my:my + ny, mx:mx + nx], r_idx, r_w, 1.0 / (r_idx.shape[1] * dz), out)
             if self._metal is not None:
                 self._metal.add_to(out, self.heights_mm, metal_scale)
             return out

@@ -117,7 +117,7 @@ class Sart:
         # PLANE_SPLIT_BYTES, else it is not split)
         dets = K.split_detector_bytes(subset_views, det_shape)
         dets = dets if dets <= K.PLANE_SPLIT_BYTES else 0
-        return 2 * proj + 3 * vol + dets  # ray sums, residual | volume, previous and gradient (TV) | detectors
+        return 2 * proj + 2 * vol + dets  # ray sums, residual | volume, previous (TV; then its gradient) | detectors
 
     def _sub(self, views):
         return tuple(np.ascontiguousarray(c[:, :, views]) for c in self.coeffs)
@@ -148,8 +148,10 @@ class Sart:
         K.forward_project_ones(self.shape, *self.coeffs, np.float32(1.0), raysum)  # A 1, the ray sums
         total = self.iterations * self.subsets
         step = 0
+        # x_(k-1) for the TV step's length; once that is measured, the same memory holds the TV gradient
+        # (a third volume had cost its size and, fresh, 0.5-1 s of page faults on its first use)
         before = np.empty(self.shape, np.float32) if self.tv_weight > 0 else None
-        g = np.empty(self.shape, np.float32) if self.tv_weight > 0 else None
+        g = before
         for it in range(self.iterations):
             if self.tv_weight > 0:
                 np.copyto(before, x)
@@ -186,7 +188,7 @@ class Sart:
                 yield Progress(f"SART iteration {it + 1}/{self.iterations}", step, total)
             self.residuals.append(float(np.sqrt(res2)))
             if self.tv_weight > 0:
-                d = float(np.sqrt(S.diff_sum_squares(x, before)))
+                d = float(np.sqrt(S.diff_sum_squares(x, before)))  # before is free from here: g
                 for i in range(TV_STEPS):
                     gn = float(np.sqrt(S.tv_gradient(x, TV_EPS, g)))
                     if gn == 0 or d == 0:
@@ -219,21 +221,35 @@ def default_subsets(n_views: int) -> int:
     return int(max(1, min(n_views, round(n_views / 2))))
 
 
+def resample_weights(model_heights_mm: np.ndarray, heights_mm: np.ndarray, thickness_mm: float,
+                     n_sub: int):
+    """Where each slice at ``heights_mm`` of ``thickness_mm`` reads the model planes: the ``n_sub``
+    heights spread over the slab, each between planes idx and idx + 1 with weight w on the second;
+    (idx (S, n_sub) int64, w (S, n_sub) float32)."""
+    offs = (np.arange(n_sub) - (n_sub - 1) / 2.0) * (thickness_mm / n_sub) if n_sub > 1 else np.zeros(1)
+    hm = np.asarray(model_heights_mm, float)
+    idx = np.zeros((len(heights_mm), len(offs)), np.int64)
+    w = np.zeros((len(heights_mm), len(offs)), np.float32)
+    if len(hm) == 1:
+        return idx, w
+    for s, h in enumerate(heights_mm):
+        for m, o in enumerate(offs):
+            z = np.clip(h + o, hm[0], hm[-1])
+            i = int(np.clip(np.searchsorted(hm, z) - 1, 0, len(hm) - 2))
+            idx[s, m] = i
+            w[s, m] = (z - hm[i]) / (hm[i + 1] - hm[i])
+    return idx, w
+
+
 def resample_planes(x: np.ndarray, model_heights_mm: np.ndarray, heights_mm: np.ndarray, thickness_mm: float,
                     n_sub: int) -> np.ndarray:
     """Slices at ``heights_mm`` of ``thickness_mm`` from the model planes: the mean of ``n_sub`` heights
-    spread over the slab, each linearly interpolated between planes; (S, ny, nx) float32."""
-    offs = (np.arange(n_sub) - (n_sub - 1) / 2.0) * (thickness_mm / n_sub) if n_sub > 1 else np.zeros(1)
-    hm = np.asarray(model_heights_mm, float)
+    spread over the slab, each linearly interpolated between planes; (S, ny, nx) float32.  The NumPy twin
+    of the numba ``resample`` that SART uses."""
+    idx, w = resample_weights(model_heights_mm, heights_mm, thickness_mm, n_sub)
     out = np.zeros((len(heights_mm),) + x.shape[1:], np.float32)
-    for s, h in enumerate(heights_mm):
-        for o in offs:
-            z = np.clip(h + o, hm[0], hm[-1])
-            i = int(np.clip(np.searchsorted(hm, z) - 1, 0, len(hm) - 2)) if len(hm) > 1 else 0
-            if len(hm) == 1:
-                out[s] += x[0]
-                continue
-            w = (z - hm[i]) / (hm[i + 1] - hm[i])
-            out[s] += (1.0 - w) * x[i] + w * x[i + 1]
-        out[s] /= len(offs)
+    for s in range(len(heights_mm)):
+        for i, wm in zip(idx[s], w[s]):
+            out[s] += (1.0 - wm) * x[i] + (wm * x[i + 1] if wm != 0 else 0.0)
+        out[s] /= idx.shape[1]
     return out

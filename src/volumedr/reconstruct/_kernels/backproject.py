@@ -564,6 +564,80 @@ def coverage_row(acc, run, s, j, a_row, b_row, taper_r, cw, seg):
             acc[k] += total
 
 
+@njit(cache=True, nogil=True, inline="always")
+def coverage_row_outside(cover, s, j, a_row, b_row, taper_r, cw, seg):
+    """:func:`coverage_row` (direct: few views) for slice row j of slice s, split in two: returns (i_lo,
+    i_hi, tot), where [i_lo, i_hi] are the columns inside the interior of every view that sees the row
+    (their column sum is tot, the sum of the row weights, the same float sum as ``coverage_row`` forms
+    there) and fills ``cover`` with the column sums of the other columns only (i_hi < i_lo: none is
+    inside all, ``cover`` holds the whole row).  Saves zeroing and summing the row in full."""
+    Q = a_row.shape[1]
+    V = a_row.shape[2]
+    R = taper_r.shape[0]
+    nx = cover.shape[0]
+    i_lo = 0
+    i_hi = nx - 1
+    tot = np.float32(0.0)
+    for q in range(Q):
+        for v in range(V):
+            if seg[s, q, v, 3] < seg[s, q, v, 0]:
+                continue
+            wr = np.float32(_taper_at(taper_r, a_row[s, q, v] * j + b_row[s, q, v], R))
+            if wr == 0.0:
+                continue
+            tot += wr
+            i_lo = max(i_lo, seg[s, q, v, 1])
+            i_hi = min(i_hi, seg[s, q, v, 2])
+    if i_hi < i_lo:
+        i_lo, i_hi = nx, nx - 1
+    for k in range(i_lo):
+        cover[k] = 0.0
+    ku = np.uint64(i_hi + 1)
+    for i in range(np.uint64(nx - 1 - i_hi)):
+        cover[ku + i] = 0.0
+    for q in range(Q):
+        for v in range(V):
+            k_lo = seg[s, q, v, 0]
+            k_hi = seg[s, q, v, 3]
+            if k_hi < k_lo:
+                continue
+            wr = np.float32(_taper_at(taper_r, a_row[s, q, v] * j + b_row[s, q, v], R))
+            if wr == 0.0:
+                continue
+            lo = seg[s, q, v, 1]
+            hi = seg[s, q, v, 2]
+            c = cw[s, q, v]
+            for k in range(k_lo, lo):
+                cover[k] += wr * c[k]
+            for k in range(hi + 1, k_hi + 1):
+                cover[k] += wr * c[k]
+            # the interior outside [i_lo, i_hi] (unsigned indices: see gather_runs)
+            _add_span(cover, wr, lo, min(hi, i_lo - 1) + 1)
+            _add_span(cover, wr, max(lo, i_hi + 1), hi + 1)
+    return i_lo, i_hi, tot
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_span(a, w, k_a, k_b):
+    """a[k] += w for k in [k_a, k_b)."""
+    if k_b > k_a:
+        ku = np.uint64(k_a)
+        for i in range(np.uint64(k_b - k_a)):
+            a[ku + i] += w
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _update_span(xr, acc, cover, lam, k_a, k_b):
+    """The SART update of columns [k_a, k_b) of a row: x <- max(0, x + lam acc / cover) where cover > TINY."""
+    if k_b > k_a:
+        ku = np.uint64(k_a)
+        for i in range(np.uint64(k_b - k_a)):
+            cv = cover[ku + i]
+            if cv > TINY:
+                val = xr[ku + i] + lam * acc[ku + i] / cv
+                xr[ku + i] = val if val > 0.0 else np.float32(0.0)
+
+
 def sart_update(ratio, a_col, b_col, a_row, b_row, x, relaxation):
     """One SART update of x (S, ny, nx) in place from the normalised residual ``ratio`` (V, R, C) of a
     subset's views: x <- max(0, x + relaxation * B ratio / B 1) where B 1 > TINY (B: ``backproject``
@@ -613,6 +687,7 @@ def sart_update_project(ratio, a_col, b_col, a_row, b_row, x, relaxation, n_col,
     for t in prange(S * Qn * W):
         _pattern_at(t, n_col, nb_col, Cn, nx, pidx, pw, pruns, poffs, pn, plo, phi)
     lam = np.float32(relaxation)
+    direct = Q * V <= DIRECT_VIEWS
     dets = np.zeros((T, W, Rn + 2, Cn + 2), np.float32)
     nb = (ny + UPDATE_ROWS - 1) // UPDATE_ROWS
     n_tasks = S * nb
@@ -637,15 +712,24 @@ def sart_update_project(ratio, a_col, b_col, a_row, b_row, x, relaxation, n_col,
                         blend_rows(tmp, ratio, v, r0, np.float32(w0), np.float32(w1))
                         gather_runs(acc, tmp, wts[s, q, v], runs[s, q, v], offs[s, q, v], nrun[s, q, v],
                                     klo[s, q, v], khi[s, q, v])
-                cover[:] = 0.0
-                run[:] = 0.0
-                coverage_row(cover, run, s, j, a_row, b_row, ones_r, cw, seg)
                 xr = x[s, j]
-                for k in range(nx):
-                    cv = cover[k]
-                    if cv > TINY:
-                        val = xr[k] + lam * acc[k] / cv
-                        xr[k] = val if val > 0.0 else np.float32(0.0)
+                if direct:
+                    # the columns every view that sees this row sees in full ([i_lo, i_hi]) have the row
+                    # weights' sum as column sum; only the others go through ``cover``
+                    i_lo, i_hi, tot = coverage_row_outside(cover, s, j, a_row, b_row, ones_r, cw, seg)
+                    if tot > TINY and i_hi >= i_lo:
+                        f = lam / tot
+                        ku = np.uint64(i_lo)
+                        for i in range(np.uint64(i_hi + 1 - i_lo)):  # unsigned (see gather_runs)
+                            val = xr[ku + i] + f * acc[ku + i]
+                            xr[ku + i] = val if val > 0.0 else np.float32(0.0)
+                else:
+                    cover[:] = 0.0
+                    run[:] = 0.0
+                    coverage_row(cover, run, s, j, a_row, b_row, ones_r, cw, seg)
+                    i_lo, i_hi = nx, nx - 1
+                _update_span(xr, acc, cover, lam, 0, i_lo)
+                _update_span(xr, acc, cover, lam, i_hi + 1, nx)
                 for q in range(Qn):
                     for w in range(W):
                         if phi[s, q, w] < plo[s, q, w]:

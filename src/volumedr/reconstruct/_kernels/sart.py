@@ -153,3 +153,31 @@ def descend(x, g, step, clip):
         for k in range(nx):
             v = x[s, j, k] - st * g[s, j, k]
             x[s, j, k] = v if (v > 0.0 or not clip) else np.float32(0.0)
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def resample(x, idx, w, scale, out):
+    """out[s] = scale * sum_m ((1 - w[s, m]) x[idx[s, m]] + w[s, m] x[idx[s, m] + 1]): SART's slices from
+    its model planes (``iterative.resample_weights``); x (P, ny, nx) may be a view, out (S, ny, nx)."""
+    S, ny, nx = out.shape
+    n = idx.shape[1]
+    sc = np.float32(scale)
+    one = np.float32(1.0)
+    for t in prange(S * ny):
+        s = t // ny
+        j = t - s * ny
+        o = out[s, j]
+        for k in range(nx):
+            o[k] = 0.0
+        for m in range(n):
+            a = x[idx[s, m], j]
+            wm = w[s, m]
+            if wm != 0.0:
+                b = x[idx[s, m] + 1, j]
+                for k in range(nx):
+                    o[k] += (one - wm) * a[k] + wm * b[k]
+            else:
+                for k in range(nx):
+                    o[k] += a[k]
+        for k in range(nx):
+            o[k] *= sc
