@@ -154,6 +154,15 @@ def test_tv_gradient_kernel_equals_numpy_and_finite_differences():
         assert (tv(x + e) - tv(x - e)) / 2e-6 == pytest.approx(tv_gradient(x)[i], rel=1e-4, abs=1e-6)
 
 
+def test_volume_copy_and_difference_kernels():
+    a = np.random.default_rng(9).random((3, 5, 7), dtype=np.float32)
+    b = np.zeros_like(a)
+    S.copy_volume(a, b)
+    assert np.array_equal(a, b)
+    b[1, 2, 3] += 0.5
+    assert S.diff_sum_squares(a, b) == pytest.approx(0.25)
+
+
 def test_subsets_visit_every_view_once_spread_over_the_sweep():
     for m in (1, 2, 5, 12, 30):
         order = _subset_order(m)

