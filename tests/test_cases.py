@@ -63,6 +63,8 @@ def _side_named(label):
     if m:
         return m.group(1)[0].upper()
     for token in label.replace("(", " ").replace(")", " ").split():
+        if re.fullmatch(r"L[1-5]", token) and "rib" not in label.lower():
+            continue  # a lumbar vertebra ("L2 compression fracture"), not the left
         m = _SIDE_TAG.match(token)
         if m:
             return m.group(1) or m.group(2)

@@ -392,6 +392,25 @@ def test_cli_sart_writes_its_settings_and_residuals(tmp_path, capsys):
     assert "SART: 2 iterations x 5 subsets, TV 0.1, from zero; data residual" in out and " -> " in out
 
 
+def test_the_case_kernel_and_thickness_are_honoured_unless_the_user_chooses(tmp_path, capsys):
+    from volumedr.io.study_file import read_study
+
+    p = _study(tmp_path)
+    with h5py.File(p, "r+") as f:
+        f.create_group("case").attrs["reconstruction_defaults"] = (
+            '{"method": "fbp", "spacing_mm": 5.0, "thickness_mm": 10.0, "range_mm": [10, 90], '
+            '"apodisation_cutoff": 0.6}')
+    assert main(["reconstruct", str(p)]) == 0
+    rec = read_study(p).reconstruction
+    assert rec.parameters["apodisation_cutoff"] == 0.6 and rec.thickness_mm == 10.0
+    assert main(["reconstruct", str(p), "--apodisation", "1", "--thickness", "5"]) == 0
+    rec = read_study(p).reconstruction
+    assert rec.parameters["apodisation_cutoff"] == 1.0 and rec.thickness_mm == 5.0
+    capsys.readouterr()
+    assert main(["reconstruct", str(p), "--apodisation", "3"]) == 2
+    assert "apodisation_cutoff must be 0.05..2, got 3" in capsys.readouterr().err
+
+
 def test_the_case_method_is_honoured_unless_the_user_chooses(tmp_path, capsys):
     p = _study(tmp_path, method_default="sart")
     assert main(["reconstruct", str(p)]) == 0

@@ -90,15 +90,20 @@ def gallery_image(name):
     # elsewhere in the crop does not take the grey scale
     near_mm = 1.25 * key.size_mm + 3.0
 
-    def window(img, centre, half_px):
+    def window(img, centre, half_px, seen=None):
         (r0, r1), (c0, c1) = _crop_box(img.shape, centre, half_px)
-        return tuple(np.percentile(img[r0:r1, c0:c1], [1, 99.8]))
+        v = img[r0:r1, c0:c1]
+        if seen is not None and seen[r0:r1, c0:c1].sum() > 100:
+            v = v[seen[r0:r1, c0:c1]]  # not the part of the field few views see (dark beyond the field)
+        return tuple(np.percentile(v, [1, 99.8]))
+
+    seen = rec.view_fraction[k] >= 128 if rec.view_fraction is not None else None  # half the views or more
 
     for half, win_mm in ((half_mm, half_mm), (zoom_mm, near_mm)):
         fb = _crop_box(study.dr.shape, key.film_pixel, half / det.pitch_row_mm)
         panels = [_panel(study.dr, window(study.dr, key.film_pixel, win_mm / det.pitch_row_mm), film_marks, fb)]
         crop = _crop_box(sl.shape, key.slice_pixel, half / px)
-        panels.append(_panel(sl, window(sl, key.slice_pixel, win_mm / px), slice_marks, crop))
+        panels.append(_panel(sl, window(sl, key.slice_pixel, win_mm / px, seen), slice_marks, crop))
         panels.append(_panel(hu, (-1000, 1400), ct_marks, _crop_box(hu.shape, (cr, cc), half / cpx[0])))
         if mirror:  # as the workstation shows it: the patient's right on the viewer's left
             panels = [np.ascontiguousarray(p[:, ::-1]) for p in panels]

@@ -431,6 +431,17 @@ def test_an_arthroplasty_case_reconstructs_with_metal_artefact_reduction(window,
     assert not window.mar.isChecked()
 
 
+def test_the_case_sets_the_fbp_kernel(window):
+    assert window.kernel.value() == 1.0  # the chest: the sharp default
+    try:
+        window.case_combo.setCurrentIndex(window.case_combo.findData("lumbar"))
+        assert window.kernel.value() == pytest.approx(0.6)  # the lumbar spine's soft kernel
+        assert window.recon_settings().apodisation_cutoff == pytest.approx(0.6)
+    finally:
+        window.case_combo.setCurrentIndex(window.case_combo.findData("chest"))
+    assert window.kernel.value() == 1.0 and window.recon_settings().apodisation_cutoff == 1.0
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities are set on Linux")
 def test_jobs_run_below_the_windows_priority(qtbot):
     """A job's thread (and the numba pool it starts) yields the CPU to the window's thread: on 2 cores the

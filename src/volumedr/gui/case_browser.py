@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtWidgets
 from ..errors import VolumedrError
 from ..phantoms.case import case_names, load_case
 from ..simulate import settings_from_case, sweep_from_case
+from ..reconstruct import ReconSettings
 
 
 class CaseBrowserMixin:
@@ -73,6 +74,7 @@ class CaseBrowserMixin:
         if i >= 0:
             self.method.setCurrentIndex(i)
         self.mar.setChecked(bool(r.get("mar", False)))
+        self.kernel.setValue(float(r.get("apodisation_cutoff", ReconSettings().apodisation_cutoff)))
         if "iterations" in r:
             self.iterations.setValue(int(r["iterations"]))
         if "spacing_mm" in r:

@@ -81,6 +81,9 @@ class TechnologistMixin:
         self.tv_weight = _spin(0.0, 1.0, ReconSettings().tv_weight, 0.05, 2)
         self.tv_weight.setToolTip("total-variation step between SART iterations (0 = off)")
         self.method.currentIndexChanged.connect(self._method_changed)
+        self.kernel = _spin(0.05, 2.0, ReconSettings().apodisation_cutoff, 0.1, 2)
+        self.kernel.setToolTip("the FBP kernel: where its Hann window reaches zero, as a fraction of Nyquist "
+                               "(1 sharp, 0.6 soft for a thick, noisy body part); the case sets it")
         self.thickness = _spin(0.1, 50, 2.0, 0.5, 1, " mm")
         self.spacing = _spin(0.5, 50, 2.0, 0.5, 1, " mm")
         self.zmin = _spin(0.5, 1000, 20, 5, 0, " mm")
@@ -90,6 +93,7 @@ class TechnologistMixin:
                             "back at its own height only (on by default for the arthroplasty cases)")
         g.addRow("Method", self.method)
         g.addRow("", self.mar)
+        g.addRow("FBP kernel", self.kernel)
         g.addRow("SART iterations", self.iterations)
         g.addRow("SART TV weight", self.tv_weight)
         self._method_changed()
@@ -144,7 +148,8 @@ class TechnologistMixin:
             extra = dict(iterations=int(self.iterations.value()), tv_weight=float(self.tv_weight.value()))
         return ReconSettings(method=self.method.currentData(), spacing_mm=float(self.spacing.value()),
                              thickness_mm=float(self.thickness.value()), z_min_mm=float(self.zmin.value()),
-                             z_max_mm=float(self.zmax.value()), mar=self.mar.isChecked(), **extra)
+                             z_max_mm=float(self.zmax.value()), mar=self.mar.isChecked(),
+                             apodisation_cutoff=float(self.kernel.value()), **extra)
 
     def acquire(self):
         import warnings
