@@ -272,7 +272,7 @@ code = "{code}"
 '''
 
 
-def build_sinus(ct_dir=HEAD_CT):
+def build_sinus(ct_dir=HEAD_CT, out=ROOT / "phantoms"):
     """A draft, not bundled: phantoms/sinus_ct.toml + head.npz, the real head CT, PA, with a retention cyst on
     the floor of the left antrum.  It does not pass the evidence yet (volumedr.evidence, 2026-12-02): CNR
     -0.65 on the film and -0.80 on the slice at its height; the cyst shows on its slice, but the blur of
@@ -285,7 +285,7 @@ def build_sinus(ct_dir=HEAD_CT):
 
     case = case_from_ct(ct_dir, voxel_mm=SINUS_VOXEL_MM, gap_mm=5.0, protocol="sinus")  # PA: nose 5 mm from the cover
     vol = case.volume
-    npz = ROOT / "phantoms" / "head.npz"
+    npz = out / "head.npz"
     hu = save_volume(vol, npz)
     d = 10.0
     site, frac = antrum_site(vol, (50.0, 29.0, 57.0), d / 2)
@@ -330,7 +330,7 @@ slices suffice.
     text += volume_toml(npz, vol, f"CPTAC-LSCC C3N-04457 head CT, 85 slices of 3 mm, contrast taken out, "
                                   f"{SINUS_VOXEL_MM} mm voxels") + sphere_finding_toml("retention cyst", "soft_tissue", site, d, name,
                              "10 mm dome-shaped soft-tissue cyst on the floor of the left maxillary antrum", "")
-    write_case(ROOT / "phantoms" / "sinus_ct.toml", text, npz, hu)
+    write_case(out / "sinus_ct.toml", text, npz, hu)
 
 
 ABDOMEN_CT = ROOT.parent / "shared" / "data" / "abdomen-pelvis-ct-tcga-ov" / "series"
