@@ -220,6 +220,7 @@ HEAD_CITATION = ("National Cancer Institute Clinical Proteomic Tumor Analysis Co
                  "Proteomic Tumor Analysis Consortium Lung Squamous Cell Carcinoma Collection (CPTAC-LSCC). The "
                  "Cancer Imaging Archive, 2018. https://doi.org/10.7937/K9/TCIA.2018.6EMUB5L2. Subject C3N-04457, "
                  "licence CC BY 3.0. Clark K, et al. J Digit Imaging 2013;26(6):1045-1057.")
+SINUS_CYST_MM = 10.0  # the retention cyst's diameter
 SINUS_VOXEL_MM = 1.5  # the head is small: 1.5 mm keeps the thin sinus walls and the septa (3.2 MB)
 
 
@@ -278,8 +279,9 @@ def build_sinus(ct_dir=HEAD_CT, out=ROOT / "phantoms"):
     -0.65 on the film and -0.80 on the slice at its height; the cyst shows on its slice, but the blur of
     the real skull base and petrous bone across the 2 mm slice is as bright as the cyst, so the sinus air
     around it does not read as air (the analytic sinus, with a smooth skull, passes).  Earlier sites on the
-    posterior wall measured 0.42 and -0.40.  Write it with ``make_ct_case.py sinus`` to look at it; delete
-    both files afterwards."""
+    posterior wall measured 0.42 and -0.40; the sites and sizes tried on 2026-12-04 are in docs/cases.md
+    (only a cyst touching no wall passes, which a retention cyst does not do).  Write it with
+    ``make_ct_case.py sinus`` to look at it (or ``build_sinus(out=DIR)``); delete both files afterwards."""
     sys.path.insert(0, str(ROOT / "tools"))
     from make_cases import KOYAMA, METTLER, header, protocol
 
@@ -287,7 +289,7 @@ def build_sinus(ct_dir=HEAD_CT, out=ROOT / "phantoms"):
     vol = case.volume
     npz = out / "head.npz"
     hu = save_volume(vol, npz)
-    d = 10.0
+    d = SINUS_CYST_MM
     site, frac = antrum_site(vol, (50.0, 29.0, 57.0), d / 2)
     if frac < 0.3:
         raise SystemExit(f"cyst: no sinus air near the intended site (best {frac:.2f} at {site})")
@@ -329,7 +331,7 @@ slices suffice.
                            f"sweep: FIELD-NOTES (sinus tomosynthesis 48 uSv); {KOYAMA} (head 0.07 mSv)"))
     text += volume_toml(npz, vol, f"CPTAC-LSCC C3N-04457 head CT, 85 slices of 3 mm, contrast taken out, "
                                   f"{SINUS_VOXEL_MM} mm voxels") + sphere_finding_toml("retention cyst", "soft_tissue", site, d, name,
-                             "10 mm dome-shaped soft-tissue cyst on the floor of the left maxillary antrum", "")
+                             f"{d:g} mm dome-shaped soft-tissue cyst on the floor of the left maxillary antrum", "")
     write_case(out / "sinus_ct.toml", text, npz, hu)
 
 
