@@ -521,6 +521,28 @@ def _taper_table_at(t, a_col, b_col, taper_c, margin, nx, cw, seg):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _row_view_edges(acc, s, q, v, j, a_row, b_row, taper_r, cw, seg):
+    """The edge columns of plane (s, q) in view v for slice row j added to ``acc`` (their tapered column
+    weight times the row weight); returns (wr, lo, hi): the row weight (0: the view does not see the row)
+    and the interior columns [lo, hi], of weight wr, which the caller adds its own way."""
+    k_lo = seg[s, q, v, 0]
+    k_hi = seg[s, q, v, 3]
+    if k_hi < k_lo:
+        return np.float32(0.0), 0, -1
+    wr = np.float32(_taper_at(taper_r, a_row[s, q, v] * j + b_row[s, q, v], taper_r.shape[0]))
+    if wr == 0.0:
+        return wr, 0, -1
+    c = cw[s, q, v]
+    lo = seg[s, q, v, 1]
+    hi = seg[s, q, v, 2]
+    for k in range(k_lo, lo):
+        acc[k] += wr * c[k]
+    for k in range(hi + 1, k_hi + 1):
+        acc[k] += wr * c[k]
+    return wr, lo, hi
+
+
+@njit(cache=True, nogil=True, inline="always")
 def coverage_row(acc, run, s, j, a_row, b_row, taper_r, cw, seg):
     """acc (zeros on entry, nx) <- the view count of slice row j of slice s (``coverage_tapered``);
     run (nx + 1, zeros on entry) is scratch.  With many views the interior runs go through the difference
@@ -530,24 +552,12 @@ def coverage_row(acc, run, s, j, a_row, b_row, taper_r, cw, seg):
     Q = a_row.shape[1]
     V = a_row.shape[2]
     direct = Q * V <= DIRECT_VIEWS
-    R = taper_r.shape[0]
     nx = acc.shape[0]
     for q in range(Q):
         for v in range(V):
-            k_lo = seg[s, q, v, 0]
-            k_hi = seg[s, q, v, 3]
-            if k_hi < k_lo:
-                continue
-            wr = np.float32(_taper_at(taper_r, a_row[s, q, v] * j + b_row[s, q, v], R))
+            wr, lo, hi = _row_view_edges(acc, s, q, v, j, a_row, b_row, taper_r, cw, seg)
             if wr == 0.0:
                 continue
-            lo = seg[s, q, v, 1]
-            hi = seg[s, q, v, 2]
-            c = cw[s, q, v]
-            for k in range(k_lo, lo):
-                acc[k] += wr * c[k]
-            for k in range(hi + 1, k_hi + 1):
-                acc[k] += wr * c[k]
             if direct and hi >= lo:
                 # an unsigned index (see gather_runs): with k from range(lo, hi + 1) this loop ran scalar,
                 # a third of a SART update's time
@@ -597,20 +607,9 @@ def coverage_row_outside(cover, s, j, a_row, b_row, taper_r, cw, seg):
         cover[ku + i] = 0.0
     for q in range(Q):
         for v in range(V):
-            k_lo = seg[s, q, v, 0]
-            k_hi = seg[s, q, v, 3]
-            if k_hi < k_lo:
-                continue
-            wr = np.float32(_taper_at(taper_r, a_row[s, q, v] * j + b_row[s, q, v], R))
+            wr, lo, hi = _row_view_edges(cover, s, q, v, j, a_row, b_row, taper_r, cw, seg)
             if wr == 0.0:
                 continue
-            lo = seg[s, q, v, 1]
-            hi = seg[s, q, v, 2]
-            c = cw[s, q, v]
-            for k in range(k_lo, lo):
-                cover[k] += wr * c[k]
-            for k in range(hi + 1, k_hi + 1):
-                cover[k] += wr * c[k]
             # the interior outside [i_lo, i_hi] (unsigned indices: see gather_runs)
             _add_span(cover, wr, lo, min(hi, i_lo - 1) + 1)
             _add_span(cover, wr, max(lo, i_hi + 1), hi + 1)
