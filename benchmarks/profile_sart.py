@@ -26,7 +26,7 @@ from bench_reconstruct import problem  # noqa: E402
 
 KERNELS = {K: ("forward_project", "sart_update", "sart_update_project", "forward_project_ones", "backproject",
                "coverage_tapered"),
-           S: ("tv_gradient", "descend", "normalised_residual", "diff_sum_squares")}
+           S: ("tv_gradient", "descend", "normalised_residual", "diff_sum_squares", "copy_volume", "resample")}
 
 
 def main() -> int:
