@@ -97,7 +97,7 @@ def gallery_image(name):
             v = v[seen[r0:r1, c0:c1]]  # not the part of the field few views see (dark beyond the field)
         return tuple(np.percentile(v, [1, 99.8]))
 
-    seen = rec.view_fraction[k] >= 128 if rec.view_fraction is not None else None  # half the views or more
+    seen = rec.well_seen(k)
 
     for half, win_mm in ((half_mm, half_mm), (zoom_mm, near_mm)):
         fb = _crop_box(study.dr.shape, key.film_pixel, half / det.pitch_row_mm)

@@ -42,6 +42,14 @@ class Reconstruction:
         return (self.origin_mm[0] + col * self.pixel_spacing_mm[1],
                 self.origin_mm[1] + row * self.pixel_spacing_mm[0])
 
+    def well_seen(self, index: int) -> np.ndarray | None:
+        """Slice ``index``'s pixels that at least half of the views see (bool, rows x cols): the part of
+        the field to trust and to measure; None without a usable view-fraction map."""
+        vf = self.view_fraction
+        if vf is None or self.slices is None or vf.shape != self.slices.shape:
+            return None
+        return vf[index] >= 128
+
 
 @dataclass
 class CTReference:

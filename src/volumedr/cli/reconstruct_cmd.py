@@ -41,6 +41,7 @@ def cmd_reconstruct(args) -> int:
     from ..io.study_file import ReconstructionWriter, read_study
     from ..progress import TerminalBar, drive
     from ..reconstruct import Reconstructor, ReconSettings, parse_range
+    from ..reconstruct.settings import KERNEL_KEYS
     from ..errors import ParameterError
     from .main import _check_output
 
@@ -68,7 +69,7 @@ def cmd_reconstruct(args) -> int:
         if not mar:
             raise ParameterError("--mar-threshold is for metal artefact reduction (add --mar)")
         sart["mar_threshold"] = args.mar_threshold
-    kernel = {k: float(defaults[k]) for k in ("apodisation_cutoff", "dc_fraction") if k in defaults}
+    kernel = {k: float(defaults[k]) for k in KERNEL_KEYS if k in defaults}
     if args.apodisation is not None:
         kernel["apodisation_cutoff"] = args.apodisation
     settings = ReconSettings(method=method, spacing_mm=spacing, thickness_mm=thickness,

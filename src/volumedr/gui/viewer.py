@@ -138,10 +138,8 @@ class ViewerMixin:
         rec = self.rec
         h = float(rec.heights_mm[self.index])
         self.slice_pane.set_image(self.current_image(), rec.pixel_spacing_mm, rec.origin_mm)
-        few = None
-        if rec.view_fraction is not None and rec.view_fraction.shape == rec.slices.shape:
-            few = rec.view_fraction[self.index] < 128  # seen by fewer than half of the views: not to be trusted
-        self.slice_pane.set_veil(few)
+        seen = rec.well_seen(self.index)
+        self.slice_pane.set_veil(None if seen is None else ~seen)  # fewer than half of the views: not to be trusted
         mode = self.slab_mode.currentData()
         slab = "" if mode == "single" else f", {mode} of {self.slab_n.value()}"
         self.height_label.setText(f"{h:.1f} mm  ({self.index + 1}/{len(rec.heights_mm)}{slab})")

@@ -115,8 +115,7 @@ class Sart:
         vol = n_planes * grid_shape[0] * grid_shape[1] * 4
         # the threads' detectors of a subset's forward projection where it is split by planes (at most
         # PLANE_SPLIT_BYTES, else it is not split)
-        dets = K.split_detector_bytes(subset_views, det_shape)
-        dets = dets if dets <= K.PLANE_SPLIT_BYTES else 0
+        dets = K.split_detector_bytes(subset_views, det_shape) if K.fused_update_fits(subset_views, det_shape) else 0
         return 2 * proj + 2 * vol + dets  # ray sums, residual | volume, previous (TV; then its gradient) | detectors
 
     def _sub(self, views):

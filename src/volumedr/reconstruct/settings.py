@@ -11,6 +11,10 @@ from ..study import RECONSTRUCTION_METHODS as METHODS
 MAX_SLICES = 4000
 
 
+#: The FBP kernel's settings a case's ``[reconstruction]`` may set (its protocol's kernel).
+KERNEL_KEYS = ("apodisation_cutoff", "dc_fraction")
+
+
 @dataclass(frozen=True)
 class ReconSettings:
     """What the technologist chooses, plus the FBP filter parameters.
@@ -138,8 +142,7 @@ class ReconSettings:
             spacing = float(d.get("spacing_mm", 1.0))
             rng = d.get("range_mm")
             lo, hi = (float(rng[0]), float(rng[1])) if rng is not None else (None, None)
-            extra = {k: d[k] for k in ("iterations", "subsets", "tv_weight", "init", "mar", "apodisation_cutoff",
-                                       "dc_fraction") if k in d}
+            extra = {k: d[k] for k in ("iterations", "subsets", "tv_weight", "init", "mar") + KERNEL_KEYS if k in d}
             return cls(method=str(d.get("method", "fbp")), spacing_mm=spacing,
                        thickness_mm=float(d.get("thickness_mm", spacing)), z_min_mm=lo, z_max_mm=hi, **extra)
         except (TypeError, ValueError, IndexError) as exc:
